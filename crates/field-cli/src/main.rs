@@ -1,0 +1,2 @@
+//! stormops-field: the headless field CLI.
+fn main() {}

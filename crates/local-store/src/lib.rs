@@ -1,0 +1,1 @@
+//! One encrypted (SQLCipher) tenant file: keyed open, key lifecycle, migrations, outbox, queries.

@@ -1,0 +1,1 @@
+//! PostgreSQL for the sync server: roles, migrations, tenant-scoped transactions under row-level security, control plane.

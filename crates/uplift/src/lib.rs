@@ -1,0 +1,1 @@
+//! Uplift learning: experiments, feature pipeline, learners, metrics, policy, data health. No IO.
