@@ -19,7 +19,11 @@ pub enum UpliftError {
     NonFiniteScore { row: usize },
     /// Two inputs that must line up do not.
     #[error("length mismatch: {what} has {got} entries, expected {expected}")]
-    LengthMismatch { what: &'static str, expected: usize, got: usize },
+    LengthMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// No rows at all.
     #[error("no rows to {action}")]
     EmptyInput { action: &'static str },
@@ -27,7 +31,9 @@ pub enum UpliftError {
     #[error("degenerate input: {reason}")]
     DegenerateInput { reason: String },
     /// The perfect Qini curve without negative effects needs a positive overall effect.
-    #[error("the overall treatment effect is {total_effect}, not positive: the perfect Qini curve without negative effects is undefined")]
+    #[error(
+        "the overall treatment effect is {total_effect}, not positive: the perfect Qini curve without negative effects is undefined"
+    )]
     NoPositiveEffect { total_effect: f64 },
     /// A parameter is outside its allowed range.
     #[error("invalid {name}: {reason}")]
@@ -40,7 +46,11 @@ pub enum UpliftError {
     AlreadyAssigned { property: PropertyId, arm: Arm },
     /// A property already has the other arm recorded; arms never change.
     #[error("property {property} is in the {existing} arm and cannot move to the {requested} arm")]
-    ArmChangeRefused { property: PropertyId, existing: Arm, requested: Arm },
+    ArmChangeRefused {
+        property: PropertyId,
+        existing: Arm,
+        requested: Arm,
+    },
     /// The numerical solver could not finish.
     #[error("the solver failed: {0}")]
     SolverFailed(String),
@@ -72,7 +82,15 @@ pub type Result<T, E = UpliftError> = std::result::Result<T, E>;
 
 /// Checks that `got` equals `expected`, naming `what` otherwise.
 pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
-    if expected == got { Ok(()) } else { Err(UpliftError::LengthMismatch { what, expected, got }) }
+    if expected == got {
+        Ok(())
+    } else {
+        Err(UpliftError::LengthMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,14 @@
 //! Everything here is a pure function of its inputs: no files, no network, no clock reads. Callers pass
 //! `now`, seeds and ids in, which keeps the server's retraining and the laptop's offline policy identical.
 
+pub mod boosting;
 pub mod error;
+pub mod features;
+pub mod learners;
+pub mod logistic;
 pub mod matrix;
 pub mod metrics;
+pub mod stable_hash;
 
 pub use error::{Result, UpliftError};
 pub use matrix::Matrix;

@@ -15,10 +15,12 @@ pub struct Matrix {
 impl Matrix {
     /// Wraps row-major `data`; its length must be `rows * cols`.
     pub fn new(rows: usize, cols: usize, data: Vec<f64>) -> Result<Self> {
-        let expected = rows.checked_mul(cols).ok_or_else(|| UpliftError::InvalidParameter {
-            name: "matrix shape",
-            reason: format!("{rows} x {cols} overflows"),
-        })?;
+        let expected = rows
+            .checked_mul(cols)
+            .ok_or_else(|| UpliftError::InvalidParameter {
+                name: "matrix shape",
+                reason: format!("{rows} x {cols} overflows"),
+            })?;
         crate::error::check_len("matrix data", expected, data.len())?;
         Ok(Self { rows, cols, data })
     }
@@ -31,7 +33,11 @@ impl Matrix {
             crate::error::check_len("matrix row", cols, row.len())?;
             data.extend_from_slice(row);
         }
-        Ok(Self { rows: rows.len(), cols, data })
+        Ok(Self {
+            rows: rows.len(),
+            cols,
+            data,
+        })
     }
 
     pub const fn rows(&self) -> usize {
@@ -58,7 +64,11 @@ impl Matrix {
         for &i in indices {
             data.extend_from_slice(self.row(i));
         }
-        Self { rows: indices.len(), cols: self.cols, data }
+        Self {
+            rows: indices.len(),
+            cols: self.cols,
+            data,
+        }
     }
 
     /// A new matrix with one extra column appended on the right.
@@ -69,7 +79,11 @@ impl Matrix {
             data.extend_from_slice(self.row(i));
             data.push(*value);
         }
-        Ok(Self { rows: self.rows, cols: self.cols + 1, data })
+        Ok(Self {
+            rows: self.rows,
+            cols: self.cols + 1,
+            data,
+        })
     }
 
     /// The first non-finite cell, if any.
@@ -93,12 +107,21 @@ mod tests {
 
     #[test]
     fn shape_is_checked_and_rows_are_addressable() {
-        assert_eq!(Matrix::new(2, 3, vec![0.0; 5]).expect_err("short").code(), "length_mismatch");
+        assert_eq!(
+            Matrix::new(2, 3, vec![0.0; 5]).expect_err("short").code(),
+            "length_mismatch"
+        );
         let m = Matrix::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]]).expect("matrix");
         assert_eq!(m.row(1), &[3.0, 4.0]);
         assert_eq!(m.select_rows(&[1, 0]).row(0), &[3.0, 4.0]);
-        assert_eq!(m.with_column(&[9.0, 8.0]).expect("col").row(1), &[3.0, 4.0, 8.0]);
+        assert_eq!(
+            m.with_column(&[9.0, 8.0]).expect("col").row(1),
+            &[3.0, 4.0, 8.0]
+        );
         let bad = Matrix::from_rows(&[vec![1.0, 2.0], vec![3.0, f64::NAN]]).expect("matrix");
-        assert_eq!(bad.check_finite(), Err(UpliftError::NonFiniteFeature { row: 1, column: 1 }));
+        assert_eq!(
+            bad.check_finite(),
+            Err(UpliftError::NonFiniteFeature { row: 1, column: 1 })
+        );
     }
 }

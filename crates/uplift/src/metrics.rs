@@ -71,7 +71,9 @@ fn thresholds(converted: &[bool], scores: &[f64], treated: &[bool]) -> Threshold
         } else if converted[row] {
             y_c += 1.0;
         }
-        let last_of_run = order.get(position + 1).is_none_or(|&next| scores[next] != scores[row]);
+        let last_of_run = order
+            .get(position + 1)
+            .is_none_or(|&next| scores[next] != scores[row]);
         if last_of_run {
             out.rows.push((position + 1) as f64);
             out.treated.push(n_t);
@@ -83,7 +85,11 @@ fn thresholds(converted: &[bool], scores: &[f64], treated: &[bool]) -> Threshold
 }
 
 fn ratio_or_zero(numerator: f64, denominator: f64) -> f64 {
-    if denominator == 0.0 { 0.0 } else { numerator / denominator }
+    if denominator == 0.0 {
+        0.0
+    } else {
+        numerator / denominator
+    }
 }
 
 fn with_origin(x: Vec<f64>, y: Vec<f64>) -> Curve {
@@ -140,14 +146,20 @@ fn total_qini_effect(converted: &[bool], treated: &[bool]) -> Result<f64> {
         }
     }
     if n_c == 0.0 {
-        return Err(UpliftError::DegenerateInput { reason: "no control rows".into() });
+        return Err(UpliftError::DegenerateInput {
+            reason: "no control rows".into(),
+        });
     }
     Ok(y_t - n_t * y_c / n_c)
 }
 
 /// Perfect Qini curve. With `negative_effect` it is the Qini curve of the score y·t − y·(1 − t);
 /// without, the points (0, 0), (R, R), (N, R), which needs R > 0 (else `no_positive_effect`).
-pub fn perfect_qini_curve(converted: &[bool], treated: &[bool], negative_effect: bool) -> Result<Curve> {
+pub fn perfect_qini_curve(
+    converted: &[bool],
+    treated: &[bool],
+    negative_effect: bool,
+) -> Result<Curve> {
     check_len("treatment flags", converted.len(), treated.len())?;
     if converted.is_empty() {
         return Err(UpliftError::EmptyInput { action: "score" });
@@ -169,7 +181,10 @@ pub fn perfect_qini_curve(converted: &[bool], treated: &[bool], negative_effect:
             return Err(UpliftError::NoPositiveEffect { total_effect: r });
         }
         let n = converted.len() as f64;
-        Ok(Curve { x: vec![0.0, r, n], y: vec![0.0, r, r] })
+        Ok(Curve {
+            x: vec![0.0, r, n],
+            y: vec![0.0, r, r],
+        })
     }
 }
 
@@ -177,13 +192,25 @@ pub fn perfect_qini_curve(converted: &[bool], treated: &[bool], negative_effect:
 /// responders, TN = treated non-responders.
 pub fn perfect_uplift_curve(converted: &[bool], treated: &[bool]) -> Result<Curve> {
     check_len("treatment flags", converted.len(), treated.len())?;
-    let control_responders = converted.iter().zip(treated).filter(|&(&y, &t)| y && !t).count();
-    let treated_non_responders = converted.iter().zip(treated).filter(|&(&y, &t)| !y && t).count();
+    let control_responders = converted
+        .iter()
+        .zip(treated)
+        .filter(|&(&y, &t)| y && !t)
+        .count();
+    let treated_non_responders = converted
+        .iter()
+        .zip(treated)
+        .filter(|&(&y, &t)| !y && t)
+        .count();
     let ideal: Vec<f64> = converted
         .iter()
         .zip(treated)
         .map(|(&y, &t)| {
-            let summand = if control_responders > treated_non_responders { y } else { t };
+            let summand = if control_responders > treated_non_responders {
+                y
+            } else {
+                t
+            };
             2.0 * f64::from(u8::from(y == t)) + f64::from(u8::from(summand))
         })
         .collect();
@@ -192,23 +219,38 @@ pub fn perfect_uplift_curve(converted: &[bool], treated: &[bool]) -> Result<Curv
 
 /// Area under a curve by the trapezoid rule (x non-decreasing).
 pub fn trapezoid_area(curve: &Curve) -> f64 {
-    curve.x.windows(2).zip(curve.y.windows(2)).map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0).sum()
+    curve
+        .x
+        .windows(2)
+        .zip(curve.y.windows(2))
+        .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
+        .sum()
 }
 
 fn normalised_area(actual: &Curve, perfect: &Curve) -> Result<f64> {
     let last_x = perfect.x.last().copied().unwrap_or(0.0);
     let last_y = perfect.y.last().copied().unwrap_or(0.0);
-    let random = Curve { x: vec![0.0, last_x], y: vec![0.0, last_y] };
+    let random = Curve {
+        x: vec![0.0, last_x],
+        y: vec![0.0, last_y],
+    };
     let random_area = trapezoid_area(&random);
     let perfect_gain = trapezoid_area(perfect) - random_area;
     if perfect_gain == 0.0 || !perfect_gain.is_finite() {
-        return Err(UpliftError::DegenerateInput { reason: "the perfect curve has no area above random".into() });
+        return Err(UpliftError::DegenerateInput {
+            reason: "the perfect curve has no area above random".into(),
+        });
     }
     Ok((trapezoid_area(actual) - random_area) / perfect_gain)
 }
 
 /// Qini coefficient (`qini_auc_score`): (AUC_model − AUC_random)/(AUC_perfect − AUC_random).
-pub fn qini_auc_score(converted: &[bool], scores: &[f64], treated: &[bool], negative_effect: bool) -> Result<f64> {
+pub fn qini_auc_score(
+    converted: &[bool],
+    scores: &[f64],
+    treated: &[bool],
+    negative_effect: bool,
+) -> Result<f64> {
     let actual = qini_curve(converted, scores, treated)?;
     let perfect = perfect_qini_curve(converted, treated, negative_effect)?;
     normalised_area(&actual, &perfect)
@@ -228,7 +270,11 @@ fn mean_of(values: impl Iterator<Item = bool>) -> f64 {
         sum += usize::from(v);
     }
     // numpy's mean of an empty slice is NaN; uplift at k inherits that.
-    if n == 0 { f64::NAN } else { sum as f64 / n as f64 }
+    if n == 0 {
+        f64::NAN
+    } else {
+        sum as f64 / n as f64
+    }
 }
 
 /// Uplift at k (a fraction in (0, 1)): treated conversion minus control conversion in the top slice.
@@ -242,12 +288,17 @@ pub fn uplift_at_k(
 ) -> Result<f64> {
     check_inputs(converted, scores, treated)?;
     if !(k > 0.0 && k < 1.0) {
-        return Err(UpliftError::InvalidParameter { name: "k", reason: format!("must be in (0, 1), got {k}") });
+        return Err(UpliftError::InvalidParameter {
+            name: "k",
+            reason: format!("must be in (0, 1), got {k}"),
+        });
     }
     let n_treated = treated.iter().filter(|&&t| t).count();
     let n_control = treated.len() - n_treated;
     if n_treated == 0 || n_control == 0 {
-        return Err(UpliftError::DegenerateInput { reason: "uplift at k needs treated and control rows".into() });
+        return Err(UpliftError::DegenerateInput {
+            reason: "uplift at k needs treated and control rows".into(),
+        });
     }
     let order = descending_order(scores);
     let (score_treated, score_control) = match strategy {
@@ -263,8 +314,20 @@ pub fn uplift_at_k(
             let size_t = (n_treated as f64 * k).floor() as usize;
             let size_c = (n_control as f64 * k).floor() as usize;
             (
-                mean_of(order.iter().filter(|&&i| treated[i]).take(size_t).map(|&i| converted[i])),
-                mean_of(order.iter().filter(|&&i| !treated[i]).take(size_c).map(|&i| converted[i])),
+                mean_of(
+                    order
+                        .iter()
+                        .filter(|&&i| treated[i])
+                        .take(size_t)
+                        .map(|&i| converted[i]),
+                ),
+                mean_of(
+                    order
+                        .iter()
+                        .filter(|&&i| !treated[i])
+                        .take(size_c)
+                        .map(|&i| converted[i]),
+                ),
             )
         }
     };
@@ -275,7 +338,9 @@ pub fn uplift_at_k(
 pub fn spearman_correlation(a: &[f64], b: &[f64]) -> Result<f64> {
     check_len("second series", a.len(), b.len())?;
     if a.len() < 2 {
-        return Err(UpliftError::EmptyInput { action: "correlate" });
+        return Err(UpliftError::EmptyInput {
+            action: "correlate",
+        });
     }
     if let Some(row) = a.iter().chain(b).position(|v| !v.is_finite()) {
         return Err(UpliftError::NonFiniteScore { row: row % a.len() });
@@ -344,7 +409,10 @@ mod tests {
     }
 
     fn assert_close(actual: f64, expected: f64, tol: f64) {
-        assert!((actual - expected).abs() <= tol, "got {actual}, expected {expected}");
+        assert!(
+            (actual - expected).abs() <= tol,
+            "got {actual}, expected {expected}"
+        );
     }
 
     fn zero_to_twelve() -> Vec<f64> {
@@ -355,7 +423,9 @@ mod tests {
     fn golden_qini_curve_distinct_scores() {
         let c = qini_curve(&y(), &DISTINCT, &t()).expect("curve");
         assert_close_all(&c.x, &zero_to_twelve(), 0.0);
-        let expected = [0.0, 1.0, 1.0, 2.0, -1.0, 0.5, 1.0, 0.3333, -0.3333, 0.5, 1.0, 0.6, 1.0];
+        let expected = [
+            0.0, 1.0, 1.0, 2.0, -1.0, 0.5, 1.0, 0.3333, -0.3333, 0.5, 1.0, 0.6, 1.0,
+        ];
         assert_close_all(&c.y, &expected, TOL_4DP);
     }
 
@@ -370,7 +440,9 @@ mod tests {
     fn golden_uplift_curve_distinct_scores() {
         let c = uplift_curve(&y(), &DISTINCT, &t()).expect("curve");
         assert_close_all(&c.x, &zero_to_twelve(), 0.0);
-        let expected = [0.0, 1.0, 1.0, 2.0, -1.3333, 0.8333, 1.5, 0.5833, -0.5333, 0.9, 2.0, 1.1, 2.0];
+        let expected = [
+            0.0, 1.0, 1.0, 2.0, -1.3333, 0.8333, 1.5, 0.5833, -0.5333, 0.9, 2.0, 1.1, 2.0,
+        ];
         assert_close_all(&c.y, &expected, TOL_4DP);
     }
 
@@ -383,17 +455,41 @@ mod tests {
 
     #[test]
     fn golden_auc_scores_distinct_scores() {
-        assert_close(qini_auc_score(&y(), &DISTINCT, &t(), true).expect("qini"), 0.046809, TOL);
-        assert_close(qini_auc_score(&y(), &DISTINCT, &t(), false).expect("qini"), 0.200000, TOL);
-        assert_close(uplift_auc_score(&y(), &DISTINCT, &t()).expect("auuc"), -0.052000, TOL);
+        assert_close(
+            qini_auc_score(&y(), &DISTINCT, &t(), true).expect("qini"),
+            0.046809,
+            TOL,
+        );
+        assert_close(
+            qini_auc_score(&y(), &DISTINCT, &t(), false).expect("qini"),
+            0.200000,
+            TOL,
+        );
+        assert_close(
+            uplift_auc_score(&y(), &DISTINCT, &t()).expect("auuc"),
+            -0.052000,
+            TOL,
+        );
     }
 
     #[test]
     fn golden_uplift_at_k_distinct_scores() {
         let (y, t) = (y(), t());
-        assert_close(uplift_at_k(&y, &DISTINCT, &t, 0.5, TopKStrategy::Overall).expect("k"), 0.25, TOL);
-        assert_close(uplift_at_k(&y, &DISTINCT, &t, 0.5, TopKStrategy::ByGroup).expect("k"), 0.0, TOL);
-        assert!(uplift_at_k(&y, &DISTINCT, &t, 0.25, TopKStrategy::Overall).expect("k").is_nan());
+        assert_close(
+            uplift_at_k(&y, &DISTINCT, &t, 0.5, TopKStrategy::Overall).expect("k"),
+            0.25,
+            TOL,
+        );
+        assert_close(
+            uplift_at_k(&y, &DISTINCT, &t, 0.5, TopKStrategy::ByGroup).expect("k"),
+            0.0,
+            TOL,
+        );
+        assert!(
+            uplift_at_k(&y, &DISTINCT, &t, 0.25, TopKStrategy::Overall)
+                .expect("k")
+                .is_nan()
+        );
     }
 
     #[test]
@@ -401,20 +497,60 @@ mod tests {
         let (y, t) = (y(), t());
         let c = qini_curve(&y, &TIED, &t).expect("curve");
         assert_close_all(&c.x, &[0.0, 2.0, 4.0, 5.0, 7.0, 8.0, 9.0, 11.0, 12.0], 0.0);
-        assert_close_all(&c.y, &[0.0, 1.0, -1.0, 0.5, 0.3333, -0.3333, 0.5, 0.6, 1.0], TOL_4DP);
-        assert_close(qini_auc_score(&y, &TIED, &t, true).expect("qini"), -0.103546, TOL);
-        assert_close(qini_auc_score(&y, &TIED, &t, false).expect("qini"), -0.442424, TOL);
-        assert_close(uplift_auc_score(&y, &TIED, &t).expect("auuc"), -0.170889, TOL);
-        assert_close(uplift_at_k(&y, &TIED, &t, 0.5, TopKStrategy::Overall).expect("k"), 0.0, TOL);
+        assert_close_all(
+            &c.y,
+            &[0.0, 1.0, -1.0, 0.5, 0.3333, -0.3333, 0.5, 0.6, 1.0],
+            TOL_4DP,
+        );
+        assert_close(
+            qini_auc_score(&y, &TIED, &t, true).expect("qini"),
+            -0.103546,
+            TOL,
+        );
+        assert_close(
+            qini_auc_score(&y, &TIED, &t, false).expect("qini"),
+            -0.442424,
+            TOL,
+        );
+        assert_close(
+            uplift_auc_score(&y, &TIED, &t).expect("auuc"),
+            -0.170889,
+            TOL,
+        );
+        assert_close(
+            uplift_at_k(&y, &TIED, &t, 0.5, TopKStrategy::Overall).expect("k"),
+            0.0,
+            TOL,
+        );
         // Depends on the reversed stable sort: rows 1, 0, 3 come first, not 0, 1, 2.
-        assert_close(uplift_at_k(&y, &TIED, &t, 0.25, TopKStrategy::Overall).expect("k"), -0.5, TOL);
+        assert_close(
+            uplift_at_k(&y, &TIED, &t, 0.25, TopKStrategy::Overall).expect("k"),
+            -0.5,
+            TOL,
+        );
     }
 
     #[test]
     fn perfect_scores_reach_one_and_reversed_scores_go_below_zero() {
         let (y, t) = (y(), t());
-        let ideal: Vec<f64> = y.iter().zip(&t).map(|(&y, &t)| if y && t { 1.0 } else if y { -1.0 } else { 0.0 }).collect();
-        assert_close(qini_auc_score(&y, &ideal, &t, true).expect("qini"), 1.0, 1e-12);
+        let ideal: Vec<f64> = y
+            .iter()
+            .zip(&t)
+            .map(|(&y, &t)| {
+                if y && t {
+                    1.0
+                } else if y {
+                    -1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert_close(
+            qini_auc_score(&y, &ideal, &t, true).expect("qini"),
+            1.0,
+            1e-12,
+        );
         let reversed: Vec<f64> = ideal.iter().map(|s| -s).collect();
         assert!(qini_auc_score(&y, &reversed, &t, true).expect("qini") < 0.0);
     }
@@ -422,25 +558,58 @@ mod tests {
     #[test]
     fn bad_metric_inputs_are_refused() {
         let (y, t) = (y(), t());
-        assert_eq!(qini_curve(&y, &DISTINCT[..5], &t).expect_err("short").code(), "length_mismatch");
-        assert_eq!(qini_curve(&[], &[], &[]).expect_err("empty").code(), "empty_input");
+        assert_eq!(
+            qini_curve(&y, &DISTINCT[..5], &t)
+                .expect_err("short")
+                .code(),
+            "length_mismatch"
+        );
+        assert_eq!(
+            qini_curve(&[], &[], &[]).expect_err("empty").code(),
+            "empty_input"
+        );
         let mut nan = DISTINCT;
         nan[3] = f64::NAN;
-        assert_eq!(uplift_curve(&y, &nan, &t).expect_err("nan"), UpliftError::NonFiniteScore { row: 3 });
-        assert_eq!(uplift_at_k(&y, &DISTINCT, &t, 1.0, TopKStrategy::Overall).expect_err("k").code(), "invalid_parameter");
+        assert_eq!(
+            uplift_curve(&y, &nan, &t).expect_err("nan"),
+            UpliftError::NonFiniteScore { row: 3 }
+        );
+        assert_eq!(
+            uplift_at_k(&y, &DISTINCT, &t, 1.0, TopKStrategy::Overall)
+                .expect_err("k")
+                .code(),
+            "invalid_parameter"
+        );
         // Control converts more than treatment: R < 0, so the non-negative perfect curve is undefined.
         let y2 = flags(&[0, 1, 1, 1]);
         let t2 = flags(&[1, 0, 1, 0]);
         let err = perfect_qini_curve(&y2, &t2, false).expect_err("negative R");
         assert_eq!(err.code(), "no_positive_effect");
-        assert_eq!(qini_auc_score(&y2, &[0.1, 0.2, 0.3, 0.4], &t2, false).expect_err("negative R").code(), "no_positive_effect");
+        assert_eq!(
+            qini_auc_score(&y2, &[0.1, 0.2, 0.3, 0.4], &t2, false)
+                .expect_err("negative R")
+                .code(),
+            "no_positive_effect"
+        );
     }
 
     #[test]
     fn spearman_matches_hand_computed_values() {
-        assert_close(spearman_correlation(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]).expect("rho"), 1.0, 1e-12);
-        assert_close(spearman_correlation(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).expect("rho"), -1.0, 1e-12);
+        assert_close(
+            spearman_correlation(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]).expect("rho"),
+            1.0,
+            1e-12,
+        );
+        assert_close(
+            spearman_correlation(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).expect("rho"),
+            -1.0,
+            1e-12,
+        );
         // Ranks [1, 2.5, 2.5, 4] against [1, 2, 3, 4]: r = 4.5 / sqrt(4.5 * 5).
-        assert_close(spearman_correlation(&[1.0, 2.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 4.0]).expect("rho"), 4.5 / (4.5f64 * 5.0).sqrt(), 1e-12);
+        assert_close(
+            spearman_correlation(&[1.0, 2.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 4.0]).expect("rho"),
+            4.5 / (4.5f64 * 5.0).sqrt(),
+            1e-12,
+        );
     }
 }
