@@ -5,6 +5,7 @@
 
 pub mod boosting;
 pub mod error;
+pub mod experiment;
 pub mod features;
 pub mod learners;
 pub mod logistic;
