@@ -7,11 +7,14 @@ pub mod boosting;
 pub mod error;
 pub mod experiment;
 pub mod features;
+pub mod health;
 pub mod learners;
 pub mod logistic;
 pub mod matrix;
 pub mod metrics;
+pub mod policy;
 pub mod stable_hash;
+pub mod synthetic;
 
 pub use error::{Result, UpliftError};
 pub use matrix::Matrix;
