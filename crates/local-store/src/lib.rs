@@ -1,1 +1,36 @@
-//! One encrypted (SQLCipher) tenant file: keyed open, key lifecycle, migrations, outbox, queries.
+//! One encrypted (SQLCipher 4) tenant file per tenant: keyed open with typed errors, the key lifecycle
+//! (per-user passphrase slots, passphrase change, rekey, recovery key), client migrations, the outbox
+//! written in the same transaction as every record, the inbox of refused changes, pulled-page merge, and
+//! the queries the field app needs.
+//!
+//! Start at [`DataDir`]: `create_tenant`, `open`, `open_with_recovery_key`, `recover`. Each returns a
+//! [`TenantStore`], which owns exactly one connection to exactly one tenant file.
+
+mod connection;
+mod data_dir;
+mod error;
+mod key_file;
+mod outbox;
+mod pull;
+mod queries;
+mod rows;
+pub mod schema;
+mod secrets;
+mod store;
+mod wall_clock;
+mod writes;
+
+pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE};
+pub use data_dir::{CreatedTenant, DataDir, NewTenant, TenantEntry};
+pub use error::{StoreError, StoreResult};
+pub use outbox::{InboxItem, PendingCounts, ReceiptSummary, RecordSyncState};
+pub use pull::{PullReport, SkippedRecord, SyncState};
+pub use queries::{
+    CrewDaySummary, PropertyQuery, RankedProperty, RecordCounts, TimelineEntry, UserDay,
+    utc_day_range,
+};
+pub use rows::search_text;
+pub use secrets::{MIN_PASSPHRASE_CHARS, MIN_PBKDF2_ITERATIONS, Passphrase, RecoveryKey};
+pub use store::{RekeyOutcome, TenantInfo, TenantStore};
+pub use wall_clock::{ManualClock, SystemClock, WallClock};
+pub use writes::PropertyUpdate;

@@ -1,0 +1,484 @@
+//! Mapping between domain records and table rows. Each syncable table has one writer and one reader
+//! here, so the record's columns are named in one place.
+
+use std::str::FromStr;
+
+use domain::*;
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sync_protocol::{Entity, FieldClocks};
+use uuid::Uuid;
+
+use crate::error::{StoreError, StoreResult};
+
+/// Reads a text column into any type with `FromStr` (ids, vocabularies).
+pub(crate) fn parsed<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(index)?;
+    text.parse()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+}
+
+pub(crate) fn parsed_opt<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = row.get(index)?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+fn ts(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
+    Ok(Timestamp::from_millis(row.get(index)?))
+}
+
+fn ts_opt(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row
+        .get::<_, Option<i64>>(index)?
+        .map(Timestamp::from_millis))
+}
+
+pub(crate) fn clocks_from_text(text: &str) -> StoreResult<FieldClocks> {
+    serde_json::from_str(text).map_err(|e| StoreError::Decode(format!("field clocks: {e}")))
+}
+
+pub(crate) fn clocks_to_text(clocks: &FieldClocks) -> StoreResult<String> {
+    serde_json::to_string(clocks).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+/// Lowercased, whitespace-collapsed text for substring search.
+pub fn search_text(text: &str) -> String {
+    text.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A record merged per field: it knows its table.
+pub(crate) trait MutableRecord: Serialize + DeserializeOwned + Validate + Sized {
+    const ENTITY: Entity;
+    fn record_id(&self) -> Uuid;
+    fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>>;
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()>;
+}
+
+fn load_with<T>(
+    conn: &Connection,
+    sql: &str,
+    id: &Uuid,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    clocks_at: usize,
+) -> StoreResult<Option<(T, FieldClocks)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let found = stmt
+        .query_row([id.to_string()], |row| {
+            let record = read(row)?;
+            let clocks: String = row.get(clocks_at)?;
+            Ok((record, clocks))
+        })
+        .optional()?;
+    found
+        .map(|(record, clocks)| Ok((record, clocks_from_text(&clocks)?)))
+        .transpose()
+}
+
+impl MutableRecord for Storm {
+    const ENTITY: Entity = Entity::Storm;
+    fn record_id(&self) -> Uuid {
+        self.id.0
+    }
+    fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>> {
+        load_with(
+            conn,
+            "SELECT id, event_id, name, started_at, ended_at, hail_size_in, wind_mph, affected_area, status, field_clocks FROM storms WHERE id = ?1",
+            id,
+            |r| {
+                Ok(Storm {
+                    id: parsed(r, 0)?,
+                    event_id: r.get(1)?,
+                    name: r.get(2)?,
+                    started_at: ts(r, 3)?,
+                    ended_at: ts_opt(r, 4)?,
+                    hail_size_in: r.get(5)?,
+                    wind_mph: r.get(6)?,
+                    affected_area: r.get(7)?,
+                    status: parsed(r, 8)?,
+                })
+            },
+            9,
+        )
+    }
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+        conn.prepare_cached(
+            "INSERT INTO storms (id, event_id, name, started_at, ended_at, hail_size_in, wind_mph, affected_area, status, field_clocks)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id, name = excluded.name, started_at = excluded.started_at,
+               ended_at = excluded.ended_at, hail_size_in = excluded.hail_size_in, wind_mph = excluded.wind_mph,
+               affected_area = excluded.affected_area, status = excluded.status, field_clocks = excluded.field_clocks",
+        )?
+        .execute(params![
+            self.id.to_string(),
+            self.event_id,
+            self.name,
+            self.started_at.millis(),
+            self.ended_at.map(Timestamp::millis),
+            self.hail_size_in,
+            self.wind_mph,
+            self.affected_area,
+            self.status.as_str(),
+            clocks_to_text(clocks)?
+        ])?;
+        Ok(())
+    }
+}
+
+pub(crate) const PROPERTY_COLUMNS: &str = "id, storm_id, external_id, address, latitude, longitude, roof_age_years, roof_material, square_feet, home_value_cents, hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status";
+
+/// Reads a property from a row whose first 17 columns are `PROPERTY_COLUMNS`.
+pub(crate) fn property_from_row(r: &Row<'_>) -> rusqlite::Result<Property> {
+    Ok(Property {
+        id: parsed(r, 0)?,
+        storm_id: parsed(r, 1)?,
+        external_id: r.get(2)?,
+        address: r.get(3)?,
+        latitude: r.get(4)?,
+        longitude: r.get(5)?,
+        roof_age_years: r.get(6)?,
+        roof_material: parsed_opt(r, 7)?,
+        square_feet: r.get(8)?,
+        home_value: r.get::<_, Option<i64>>(9)?.map(Cents),
+        hail_size_in: r.get(10)?,
+        distance_to_core_km: r.get(11)?,
+        prior_claims: r.get(12)?,
+        owner_name: r.get(13)?,
+        owner_phone: r.get(14)?,
+        owner_email: r.get(15)?,
+        status: parsed(r, 16)?,
+    })
+}
+
+impl MutableRecord for Property {
+    const ENTITY: Entity = Entity::Property;
+    fn record_id(&self) -> Uuid {
+        self.id.0
+    }
+    fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>> {
+        load_with(
+            conn,
+            &format!("SELECT {PROPERTY_COLUMNS}, field_clocks FROM properties WHERE id = ?1"),
+            id,
+            property_from_row,
+            17,
+        )
+    }
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+        conn.prepare_cached(
+            "INSERT INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, roof_age_years, roof_material,
+               square_feet, home_value_cents, hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status, field_clocks)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+             ON CONFLICT (id) DO UPDATE SET storm_id = excluded.storm_id, external_id = excluded.external_id, address = excluded.address,
+               address_search = excluded.address_search, latitude = excluded.latitude, longitude = excluded.longitude,
+               roof_age_years = excluded.roof_age_years, roof_material = excluded.roof_material, square_feet = excluded.square_feet,
+               home_value_cents = excluded.home_value_cents, hail_size_in = excluded.hail_size_in,
+               distance_to_core_km = excluded.distance_to_core_km, prior_claims = excluded.prior_claims, owner_name = excluded.owner_name,
+               owner_phone = excluded.owner_phone, owner_email = excluded.owner_email, status = excluded.status,
+               field_clocks = excluded.field_clocks",
+        )?
+        .execute(params![
+            self.id.to_string(),
+            self.storm_id.to_string(),
+            self.external_id,
+            self.address,
+            search_text(&self.address),
+            self.latitude,
+            self.longitude,
+            self.roof_age_years,
+            self.roof_material.map(RoofMaterial::as_str),
+            self.square_feet,
+            self.home_value.map(|c| c.0),
+            self.hail_size_in,
+            self.distance_to_core_km,
+            self.prior_claims,
+            self.owner_name,
+            self.owner_phone,
+            self.owner_email,
+            self.status.as_str(),
+            clocks_to_text(clocks)?
+        ])?;
+        Ok(())
+    }
+}
+
+impl MutableRecord for Territory {
+    const ENTITY: Entity = Entity::Territory;
+    fn record_id(&self) -> Uuid {
+        self.id.0
+    }
+    fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>> {
+        load_with(
+            conn,
+            "SELECT id, storm_id, name, crew_id, field_clocks FROM territories WHERE id = ?1",
+            id,
+            |r| {
+                Ok(Territory {
+                    id: parsed(r, 0)?,
+                    storm_id: parsed(r, 1)?,
+                    name: r.get(2)?,
+                    crew_id: parsed_opt(r, 3)?,
+                })
+            },
+            4,
+        )
+    }
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+        conn.prepare_cached(
+            "INSERT INTO territories (id, storm_id, name, crew_id, field_clocks) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET storm_id = excluded.storm_id, name = excluded.name, crew_id = excluded.crew_id,
+               field_clocks = excluded.field_clocks",
+        )?
+        .execute(params![self.id.to_string(), self.storm_id.to_string(), self.name, self.crew_id.map(|c| c.to_string()), clocks_to_text(clocks)?])?;
+        Ok(())
+    }
+}
+
+impl MutableRecord for User {
+    const ENTITY: Entity = Entity::User;
+    fn record_id(&self) -> Uuid {
+        self.id.0
+    }
+    fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>> {
+        load_with(
+            conn,
+            "SELECT id, email, name, role, crew_id, field_clocks FROM users WHERE id = ?1",
+            id,
+            |r| {
+                Ok(User {
+                    id: parsed(r, 0)?,
+                    email: r.get(1)?,
+                    name: r.get(2)?,
+                    role: parsed(r, 3)?,
+                    crew_id: parsed_opt(r, 4)?,
+                })
+            },
+            5,
+        )
+    }
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+        conn.prepare_cached(
+            "INSERT INTO users (id, email, name, role, crew_id, field_clocks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, name = excluded.name, role = excluded.role,
+               crew_id = excluded.crew_id, field_clocks = excluded.field_clocks",
+        )?
+        .execute(params![self.id.to_string(), self.email, self.name, self.role.as_str(), self.crew_id.map(|c| c.to_string()), clocks_to_text(clocks)?])?;
+        Ok(())
+    }
+}
+
+impl MutableRecord for Crew {
+    const ENTITY: Entity = Entity::Crew;
+    fn record_id(&self) -> Uuid {
+        self.id.0
+    }
+    fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>> {
+        load_with(
+            conn,
+            "SELECT id, name, chief_id, field_clocks FROM crews WHERE id = ?1",
+            id,
+            |r| {
+                Ok(Crew {
+                    id: parsed(r, 0)?,
+                    name: r.get(1)?,
+                    chief_id: parsed_opt(r, 2)?,
+                })
+            },
+            3,
+        )
+    }
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+        conn.prepare_cached(
+            "INSERT INTO crews (id, name, chief_id, field_clocks) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, chief_id = excluded.chief_id, field_clocks = excluded.field_clocks",
+        )?
+        .execute(params![self.id.to_string(), self.name, self.chief_id.map(|c| c.to_string()), clocks_to_text(clocks)?])?;
+        Ok(())
+    }
+}
+
+/// Append-only inserts: a second insert of the same id is ignored (a replayed pull page).
+pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<usize> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            t.id.to_string(),
+            t.property_id.to_string(),
+            t.storm_id.to_string(),
+            t.user_id.to_string(),
+            t.device_id.to_string(),
+            t.channel.as_str(),
+            t.result.as_str(),
+            t.notes,
+            t.occurred_at.millis()
+        ])?)
+}
+
+pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
+    Ok(JourneyTouch {
+        id: parsed(r, 0)?,
+        property_id: parsed(r, 1)?,
+        storm_id: parsed(r, 2)?,
+        user_id: parsed(r, 3)?,
+        device_id: parsed(r, 4)?,
+        channel: parsed(r, 5)?,
+        result: parsed(r, 6)?,
+        notes: r.get(7)?,
+        occurred_at: ts(r, 8)?,
+    })
+}
+
+pub(crate) fn insert_outcome(conn: &Connection, o: &Outcome) -> StoreResult<usize> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outcomes (id, property_id, storm_id, converted, contract_value_cents, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![o.id.to_string(), o.property_id.to_string(), o.storm_id.to_string(), o.converted, o.contract_value.0, o.occurred_at.millis()])?)
+}
+
+pub(crate) fn outcome_from_row(r: &Row<'_>) -> rusqlite::Result<Outcome> {
+    Ok(Outcome {
+        id: parsed(r, 0)?,
+        property_id: parsed(r, 1)?,
+        storm_id: parsed(r, 2)?,
+        converted: r.get(3)?,
+        contract_value: Cents(r.get(4)?),
+        occurred_at: ts(r, 5)?,
+    })
+}
+
+pub(crate) fn insert_decision(conn: &Connection, d: &PolicyDecision) -> StoreResult<usize> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO policy_decisions (id, property_id, storm_id, decision, mode, uplift_score, model_version, reason, is_override, decided_by, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            d.id.to_string(),
+            d.property_id.to_string(),
+            d.storm_id.to_string(),
+            d.decision.as_str(),
+            d.mode.as_str(),
+            d.uplift_score,
+            d.model_version,
+            d.reason,
+            d.is_override,
+            d.decided_by.to_string(),
+            d.decided_at.millis()
+        ])?)
+}
+
+pub(crate) fn decision_from_row(r: &Row<'_>) -> rusqlite::Result<PolicyDecision> {
+    Ok(PolicyDecision {
+        id: parsed(r, 0)?,
+        property_id: parsed(r, 1)?,
+        storm_id: parsed(r, 2)?,
+        decision: parsed(r, 3)?,
+        mode: parsed(r, 4)?,
+        uplift_score: r.get(5)?,
+        model_version: r.get(6)?,
+        reason: r.get(7)?,
+        is_override: r.get(8)?,
+        decided_by: parsed(r, 9)?,
+        decided_at: ts(r, 10)?,
+    })
+}
+
+/// Server-owned records: replaced whole by what the server sends.
+pub(crate) fn upsert_assignment(conn: &Connection, a: &Assignment) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO assignments (id, storm_id, property_id, territory_id, crew_id, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        a.id.to_string(),
+        a.storm_id.to_string(),
+        a.property_id.to_string(),
+        a.territory_id.map(|t| t.to_string()),
+        a.crew_id.map(|c| c.to_string()),
+        a.user_id.map(|u| u.to_string())
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn upsert_experiment(conn: &Connection, e: &Experiment) -> StoreResult<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO experiments (id, storm_id, treatment_share, seed, started_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![e.id.to_string(), e.storm_id.to_string(), e.treatment_share, e.seed.to_string(), e.started_at.millis()])?;
+    Ok(())
+}
+
+pub(crate) fn upsert_arm_assignment(conn: &Connection, a: &ArmAssignment) -> StoreResult<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO arm_assignments (experiment_id, property_id, arm, assigned_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![a.experiment_id.to_string(), a.property_id.to_string(), a.arm.as_str(), a.assigned_at.millis()])?;
+    Ok(())
+}
+
+pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()> {
+    // An UPSERT (not REPLACE) so the update trigger, not a delete+insert pair, keeps the rank column.
+    conn.prepare_cached(
+        "INSERT INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (property_id, storm_id) DO UPDATE SET uplift = excluded.uplift, p_treat = excluded.p_treat, p_hold = excluded.p_hold,
+           model_version = excluded.model_version, trained_at = excluded.trained_at, data_watermark = excluded.data_watermark",
+    )?
+    .execute(params![
+        s.property_id.to_string(),
+        s.storm_id.to_string(),
+        s.uplift,
+        s.p_treat,
+        s.p_hold,
+        s.model_version,
+        s.trained_at.millis(),
+        s.data_watermark
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn score_from_row(r: &Row<'_>) -> rusqlite::Result<UpliftScore> {
+    Ok(UpliftScore {
+        property_id: parsed(r, 0)?,
+        storm_id: parsed(r, 1)?,
+        uplift: r.get(2)?,
+        p_treat: r.get(3)?,
+        p_hold: r.get(4)?,
+        model_version: r.get(5)?,
+        trained_at: ts(r, 6)?,
+        data_watermark: r.get(7)?,
+    })
+}
+
+/// Deletes the row(s) a pulled tombstone names.
+pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> StoreResult<usize> {
+    let sql = match entity {
+        Entity::Storm => "DELETE FROM storms WHERE id = ?1",
+        Entity::Property => "DELETE FROM properties WHERE id = ?1",
+        Entity::Territory => "DELETE FROM territories WHERE id = ?1",
+        Entity::Assignment => "DELETE FROM assignments WHERE id = ?1",
+        Entity::Experiment => "DELETE FROM experiments WHERE id = ?1",
+        // Arm assignments and scores have no id of their own: the tombstone names the property.
+        Entity::ArmAssignment => "DELETE FROM arm_assignments WHERE property_id = ?1",
+        Entity::UpliftScore => "DELETE FROM uplift_scores WHERE property_id = ?1",
+        Entity::JourneyTouch => "DELETE FROM journey_touches WHERE id = ?1",
+        Entity::Outcome => "DELETE FROM outcomes WHERE id = ?1",
+        Entity::PolicyDecision => "DELETE FROM policy_decisions WHERE id = ?1",
+        Entity::Crew => "DELETE FROM crews WHERE id = ?1",
+        Entity::User => "DELETE FROM users WHERE id = ?1",
+    };
+    Ok(conn.prepare_cached(sql)?.execute([id.to_string()])?)
+}

@@ -1,0 +1,295 @@
+//! Local writes of syncable records. Each write validates the record, writes it, and appends its change
+//! to the outbox in the SAME transaction, with a fresh HLC reading persisted in meta: either all of it
+//! is stored or none of it.
+
+use domain::*;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sync_protocol::{Change, ChangeOp, Entity, merge_fields};
+use uuid::Uuid;
+
+use crate::error::{StoreError, StoreResult};
+use crate::rows::{self, MutableRecord};
+use crate::store::TenantStore;
+
+/// The fields a field laptop may change on a property (see `Entity::client_writable_fields`).
+/// `Some(None)` clears an optional field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PropertyUpdate {
+    pub status: Option<PropertyStatus>,
+    pub owner_name: Option<Option<String>>,
+    pub owner_phone: Option<Option<String>>,
+    pub owner_email: Option<Option<String>>,
+}
+
+impl PropertyUpdate {
+    fn fields(&self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        if let Some(status) = self.status {
+            fields.insert("status".into(), json!(status.as_str()));
+        }
+        for (name, value) in [
+            ("owner_name", &self.owner_name),
+            ("owner_phone", &self.owner_phone),
+            ("owner_email", &self.owner_email),
+        ] {
+            if let Some(value) = value {
+                fields.insert(name.into(), json!(value));
+            }
+        }
+        fields
+    }
+}
+
+pub(crate) fn to_json<T: Serialize>(record: &T) -> StoreResult<Value> {
+    serde_json::to_value(record).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+pub(crate) fn to_map<T: Serialize>(record: &T) -> StoreResult<Map<String, Value>> {
+    match to_json(record)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(StoreError::Decode(
+            "a record did not serialise to an object".into(),
+        )),
+    }
+}
+
+/// Appends one change to the outbox.
+pub(crate) fn append_change(
+    conn: &Connection,
+    change: &Change,
+    before: Option<&Value>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let payload =
+        serde_json::to_string(&change.payload).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let before = before
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Decode(e.to_string()))?;
+    conn.prepare_cached(
+        "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
+    )?
+    .execute(params![
+        change.id.to_string(),
+        change.hlc.to_string(),
+        change.device_id.to_string(),
+        change.entity.as_str(),
+        change.entity_id.to_string(),
+        change.op.as_str(),
+        payload,
+        before,
+        now.millis()
+    ])?;
+    Ok(())
+}
+
+/// Persists the clock's last reading so a restart never issues an older one.
+pub(crate) fn persist_clock(conn: &Connection, last: Hlc) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE meta SET last_hlc = ?1 WHERE singleton = 1")?
+        .execute([last.to_string()])?;
+    Ok(())
+}
+
+/// Turns a uniqueness violation into a typed "already exists".
+fn already_exists(err: StoreError, entity: Entity, id: &Uuid) -> StoreError {
+    match err {
+        StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::AlreadyExists {
+                entity: entity.as_str(),
+                id: id.to_string(),
+            }
+        }
+        other => other,
+    }
+}
+
+impl TenantStore {
+    /// Writes `records` and their insert changes in one transaction. Every record is validated first,
+    /// so a bad one stores nothing.
+    fn insert_records<R: Serialize + Validate>(
+        &mut self,
+        entity: Entity,
+        records: &[R],
+        id_of: impl Fn(&R) -> Uuid,
+        write: impl Fn(&Connection, &R) -> StoreResult<usize>,
+    ) -> StoreResult<Vec<ChangeId>> {
+        let now = self.wall.now();
+        for record in records {
+            record.validate(now)?;
+        }
+        let mut clock = self.clock.clone();
+        let device_id = self.device_id;
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(records.len());
+        for record in records {
+            let entity_id = id_of(record);
+            let written = write(&tx, record).map_err(|e| already_exists(e, entity, &entity_id))?;
+            if written == 0 {
+                return Err(StoreError::AlreadyExists {
+                    entity: entity.as_str(),
+                    id: entity_id.to_string(),
+                });
+            }
+            let change = Change {
+                id: ChangeId::generate(),
+                hlc: clock.tick(now.millis().max(0) as u64)?,
+                device_id,
+                entity,
+                entity_id,
+                op: ChangeOp::Insert,
+                payload: to_json(record)?,
+            };
+            append_change(&tx, &change, None, now)?;
+            ids.push(change.id);
+        }
+        persist_clock(&tx, clock.last())?;
+        tx.commit()?;
+        self.clock = clock;
+        Ok(ids)
+    }
+
+    fn insert_mutable<R: MutableRecord>(&mut self, records: &[R]) -> StoreResult<Vec<ChangeId>> {
+        self.insert_records(R::ENTITY, records, R::record_id, |conn, record| {
+            if R::load(conn, &record.record_id())?.is_some() {
+                return Ok(0);
+            }
+            record.upsert(conn, &Default::default())?;
+            Ok(1)
+        })
+    }
+
+    /// Adds a storm.
+    pub fn add_storm(&mut self, storm: &Storm) -> StoreResult<ChangeId> {
+        first(self.insert_mutable(std::slice::from_ref(storm))?)
+    }
+
+    /// Adds a property.
+    pub fn add_property(&mut self, property: &Property) -> StoreResult<ChangeId> {
+        first(self.insert_mutable(std::slice::from_ref(property))?)
+    }
+
+    /// Adds many properties in one transaction: all or none.
+    pub fn import_properties(&mut self, properties: &[Property]) -> StoreResult<Vec<ChangeId>> {
+        self.insert_mutable(properties)
+    }
+
+    /// Adds a territory.
+    pub fn add_territory(&mut self, territory: &Territory) -> StoreResult<ChangeId> {
+        first(self.insert_mutable(std::slice::from_ref(territory))?)
+    }
+
+    /// Logs a journey touch.
+    pub fn add_touch(&mut self, touch: &JourneyTouch) -> StoreResult<ChangeId> {
+        first(self.add_touches(std::slice::from_ref(touch))?)
+    }
+
+    /// Logs many journey touches in one transaction: all or none.
+    pub fn add_touches(&mut self, touches: &[JourneyTouch]) -> StoreResult<Vec<ChangeId>> {
+        self.insert_records(
+            Entity::JourneyTouch,
+            touches,
+            |t| t.id.0,
+            rows::insert_touch,
+        )
+    }
+
+    /// Records an outcome.
+    pub fn add_outcome(&mut self, outcome: &Outcome) -> StoreResult<ChangeId> {
+        first(self.insert_records(
+            Entity::Outcome,
+            std::slice::from_ref(outcome),
+            |o| o.id.0,
+            rows::insert_outcome,
+        )?)
+    }
+
+    /// Records a treat/hold decision (an override must carry a reason: validation refuses it otherwise).
+    pub fn add_decision(&mut self, decision: &PolicyDecision) -> StoreResult<ChangeId> {
+        first(self.insert_records(
+            Entity::PolicyDecision,
+            std::slice::from_ref(decision),
+            |d| d.id.0,
+            rows::insert_decision,
+        )?)
+    }
+
+    /// Changes a property's field-writable fields; the change carries only those fields, and each
+    /// field's clock becomes this write's HLC reading.
+    pub fn update_property(
+        &mut self,
+        id: PropertyId,
+        update: &PropertyUpdate,
+    ) -> StoreResult<ChangeId> {
+        let fields = update.fields();
+        if fields.is_empty() {
+            return Err(StoreError::InvalidInput {
+                what: "property update",
+                detail: "no field to change".into(),
+            });
+        }
+        let now = self.wall.now();
+        let mut clock = self.clock.clone();
+        let device_id = self.device_id;
+        let tx = self.conn.transaction()?;
+        let (current, clocks) =
+            Property::load(&tx, &id.0)?.ok_or_else(|| StoreError::NotFound {
+                entity: "property",
+                id: id.to_string(),
+            })?;
+        let current_map = to_map(&current)?;
+        let hlc = clock.tick(now.millis().max(0) as u64)?;
+        let merged = merge_fields(&current_map, &clocks, &fields, hlc);
+        let updated: Property =
+            serde_json::from_value(Value::Object(merged.record)).map_err(|e| {
+                StoreError::InvalidInput {
+                    what: "property update",
+                    detail: e.to_string(),
+                }
+            })?;
+        updated.validate(now)?;
+        updated.upsert(&tx, &merged.clocks)?;
+        let before = before_values(&current_map, &clocks, &fields);
+        let change = Change {
+            id: ChangeId::generate(),
+            hlc,
+            device_id,
+            entity: Entity::Property,
+            entity_id: id.0,
+            op: ChangeOp::Update,
+            payload: Value::Object(fields),
+        };
+        append_change(&tx, &change, Some(&before), now)?;
+        persist_clock(&tx, clock.last())?;
+        tx.commit()?;
+        self.clock = clock;
+        Ok(change.id)
+    }
+}
+
+/// The values and clocks an update overwrites, kept so discarding the update can restore them.
+pub(crate) fn before_values(
+    current: &Map<String, Value>,
+    clocks: &sync_protocol::FieldClocks,
+    fields: &Map<String, Value>,
+) -> Value {
+    let values: Map<String, Value> = fields
+        .keys()
+        .map(|k| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null)))
+        .collect();
+    let old_clocks: Map<String, Value> = fields
+        .keys()
+        .filter_map(|k| clocks.get(k).map(|c| (k.clone(), json!(c.to_string()))))
+        .collect();
+    json!({ "values": values, "clocks": old_clocks })
+}
+
+fn first(ids: Vec<ChangeId>) -> StoreResult<ChangeId> {
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Decode("no change was written".into()))
+}
