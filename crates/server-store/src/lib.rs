@@ -1,1 +1,18 @@
-//! PostgreSQL for the sync server: roles, migrations, tenant-scoped transactions under row-level security, control plane.
+//! PostgreSQL for the sync server: roles, migrations, tenant-scoped transactions under row-level
+//! security, the control plane, and sync storage (idempotent batched push, commit-ordered pull feed).
+//!
+//! Call sequence: [`init_database`] once (as a superuser) → [`AppPool::connect`] +
+//! [`check_app_role`] + [`migrations_current`] at startup → per request or sync batch
+//! [`AppPool::begin_tenant`] → operations on [`TenantTx`] → [`TenantTx::commit`].
+
+pub mod error;
+pub mod init;
+pub mod pool;
+pub mod tx;
+
+pub use error::{StartupCheckError, StoreError};
+pub use init::{
+    DEFAULT_ROLE_PREFIX, InitOutput, MIGRATOR, MigrationStatus, RoleNames, init_database,
+};
+pub use pool::{AppPool, ControlPool, PoolSettings, check_app_role, migrations_current};
+pub use tx::{ControlTx, TenantTx};
