@@ -50,6 +50,29 @@ impl RawTable {
         Ok(self)
     }
 
+    /// A new table holding the given rows, in that order (e.g. a train or test split).
+    pub fn select_rows(&self, rows: &[usize]) -> Result<Self> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.rows) {
+            return Err(UpliftError::InvalidParameter {
+                name: "rows",
+                reason: format!("row {bad} is beyond the table's {} rows", self.rows),
+            });
+        }
+        Ok(Self {
+            rows: rows.len(),
+            numeric: self
+                .numeric
+                .iter()
+                .map(|(n, v)| (n.clone(), rows.iter().map(|&r| v[r]).collect()))
+                .collect(),
+            categorical: self
+                .categorical
+                .iter()
+                .map(|(n, v)| (n.clone(), rows.iter().map(|&r| v[r].clone()).collect()))
+                .collect(),
+        })
+    }
+
     fn numeric_column(&self, name: &str) -> Result<&[f64]> {
         self.numeric
             .iter()
@@ -335,6 +358,11 @@ mod tests {
         let err = FittedPipeline::fit(&FeatureSpec::new(&["height"], &[]), &table())
             .expect_err("unknown");
         assert_eq!(err, UpliftError::UnknownColumn("height".into()));
+        assert_eq!(
+            table().select_rows(&[4]).expect_err("row").code(),
+            "invalid_parameter"
+        );
+        assert_eq!(table().select_rows(&[3, 0]).expect("rows").rows(), 2);
         let err = RawTable::new(2)
             .with_numeric("age", vec![Some(1.0)])
             .expect_err("short");
