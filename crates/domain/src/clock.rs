@@ -30,7 +30,9 @@ pub struct Hlc {
 /// Why a clock reading was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HlcError {
-    #[error("clock reading is {ahead_ms} ms ahead of this clock, more than the allowed {max_skew_ms} ms skew")]
+    #[error(
+        "clock reading is {ahead_ms} ms ahead of this clock, more than the allowed {max_skew_ms} ms skew"
+    )]
     TooFarAhead { ahead_ms: u64, max_skew_ms: u64 },
     #[error("logical counter overflowed within one millisecond")]
     CounterOverflow,
@@ -48,14 +50,20 @@ impl Hlc {
     }
 
     pub const fn new(wall_ms: u64, counter: u32, node: u64) -> Self {
-        Self { wall_ms, counter, node }
+        Self {
+            wall_ms,
+            counter,
+            node,
+        }
     }
 
     /// Parses the fixed-width text form.
     pub fn parse(text: &str) -> Result<Self, HlcError> {
         let malformed = || HlcError::Malformed(text.chars().take(48).collect());
         let mut parts = text.split('-');
-        let (Some(w), Some(c), Some(n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(w), Some(c), Some(n), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(malformed());
         };
         if w.len() != 13 || c.len() != 5 || n.len() != 16 {
@@ -67,13 +75,23 @@ impl Hlc {
         let wall_ms = w.parse().map_err(|_| malformed())?;
         let counter = c.parse().map_err(|_| malformed())?;
         let node = u64::from_str_radix(n, 16).map_err(|_| malformed())?;
-        Ok(Self { wall_ms, counter, node })
+        Ok(Self {
+            wall_ms,
+            counter,
+            node,
+        })
     }
 }
 
 impl fmt::Display for Hlc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:013}-{:05}-{:016x}", self.wall_ms.min(MAX_WALL_MS), self.counter.min(MAX_COUNTER), self.node)
+        write!(
+            f,
+            "{:013}-{:05}-{:016x}",
+            self.wall_ms.min(MAX_WALL_MS),
+            self.counter.min(MAX_COUNTER),
+            self.node
+        )
     }
 }
 
@@ -113,7 +131,10 @@ pub struct HlcClock {
 impl HlcClock {
     /// A clock for `node` that refuses remote readings more than `max_skew_ms` ahead of its wall time.
     pub fn new(node: u64, max_skew_ms: u64) -> Self {
-        Self { last: Hlc::new(0, 0, node), max_skew_ms }
+        Self {
+            last: Hlc::new(0, 0, node),
+            max_skew_ms,
+        }
     }
 
     /// Restores a clock from its last issued reading (persisted by the store).
@@ -129,7 +150,11 @@ impl HlcClock {
     pub fn tick(&mut self, now_ms: u64) -> Result<Hlc, HlcError> {
         let wall = now_ms.max(self.last.wall_ms).min(MAX_WALL_MS);
         let counter = if wall == self.last.wall_ms {
-            self.last.counter.checked_add(1).filter(|c| *c <= MAX_COUNTER).ok_or(HlcError::CounterOverflow)?
+            self.last
+                .counter
+                .checked_add(1)
+                .filter(|c| *c <= MAX_COUNTER)
+                .ok_or(HlcError::CounterOverflow)?
         } else {
             0
         };
@@ -140,9 +165,15 @@ impl HlcClock {
     /// Merges a remote reading (the HLC receive rule); refuses readings too far ahead of `now_ms`.
     pub fn observe(&mut self, remote: Hlc, now_ms: u64) -> Result<Hlc, HlcError> {
         if remote.wall_ms > now_ms.saturating_add(self.max_skew_ms) {
-            return Err(HlcError::TooFarAhead { ahead_ms: remote.wall_ms - now_ms, max_skew_ms: self.max_skew_ms });
+            return Err(HlcError::TooFarAhead {
+                ahead_ms: remote.wall_ms - now_ms,
+                max_skew_ms: self.max_skew_ms,
+            });
         }
-        let wall = now_ms.max(self.last.wall_ms).max(remote.wall_ms).min(MAX_WALL_MS);
+        let wall = now_ms
+            .max(self.last.wall_ms)
+            .max(remote.wall_ms)
+            .min(MAX_WALL_MS);
         let counter = if wall == self.last.wall_ms && wall == remote.wall_ms {
             self.last.counter.max(remote.counter).checked_add(1)
         } else if wall == self.last.wall_ms {
@@ -181,8 +212,17 @@ mod tests {
 
     #[test]
     fn malformed_text_is_refused() {
-        for bad in ["", "1-2-3", "1700000000000-00003", "17000000000x0-00003-0000000000000abc", "1700000000000-00003-0000000000000abc-1"] {
-            assert!(matches!(Hlc::parse(bad), Err(HlcError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "1-2-3",
+            "1700000000000-00003",
+            "17000000000x0-00003-0000000000000abc",
+            "1700000000000-00003-0000000000000abc-1",
+        ] {
+            assert!(
+                matches!(Hlc::parse(bad), Err(HlcError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -210,8 +250,16 @@ mod tests {
     #[test]
     fn observe_refuses_a_reading_beyond_the_skew() {
         let mut clock = HlcClock::new(1, 1_000);
-        let err = clock.observe(Hlc::new(10_000, 0, 2), 2_000).expect_err("too far");
-        assert_eq!(err, HlcError::TooFarAhead { ahead_ms: 8_000, max_skew_ms: 1_000 });
+        let err = clock
+            .observe(Hlc::new(10_000, 0, 2), 2_000)
+            .expect_err("too far");
+        assert_eq!(
+            err,
+            HlcError::TooFarAhead {
+                ahead_ms: 8_000,
+                max_skew_ms: 1_000
+            }
+        );
     }
 
     proptest! {

@@ -170,7 +170,10 @@ mod tests {
     fn unknown_text_names_the_choices() {
         let err = "owner".parse::<Role>().expect_err("not a role");
         assert_eq!(err.kind, "role");
-        assert!(err.to_string().contains("admin, crew_chief, field_user, viewer"));
+        assert!(
+            err.to_string()
+                .contains("admin, crew_chief, field_user, viewer")
+        );
     }
 
     #[test]

@@ -77,8 +77,14 @@ impl Validate for Device {
         check::required_text("name", &self.name, MAX_SHORT_TEXT)?;
         check::timestamp("registered_at", self.registered_at, now)?;
         match (self.status, self.revoked_at) {
-            (DeviceStatus::Revoked, None) => Err(check::inconsistent("revoked_at", "a revoked device needs revoked_at")),
-            (DeviceStatus::Active, Some(_)) => Err(check::inconsistent("revoked_at", "an active device has no revoked_at")),
+            (DeviceStatus::Revoked, None) => Err(check::inconsistent(
+                "revoked_at",
+                "a revoked device needs revoked_at",
+            )),
+            (DeviceStatus::Active, Some(_)) => Err(check::inconsistent(
+                "revoked_at",
+                "an active device has no revoked_at",
+            )),
             (_, Some(at)) => check::timestamp("revoked_at", at, now),
             _ => Ok(()),
         }
@@ -112,7 +118,10 @@ impl Validate for Storm {
         if let Some(end) = self.ended_at {
             check::timestamp("ended_at", end, now)?;
             if end < self.started_at {
-                return Err(check::inconsistent("ended_at", "a storm cannot end before it starts"));
+                return Err(check::inconsistent(
+                    "ended_at",
+                    "a storm cannot end before it starts",
+                ));
             }
         }
         check::range("hail_size_in", self.hail_size_in, 0.0, 10.0)?;
@@ -158,9 +167,18 @@ impl Validate for Property {
             check::non_negative_money("home_value", v)?;
         }
         check::optional_range("hail_size_in", self.hail_size_in, 0.0, 10.0)?;
-        check::optional_range("distance_to_core_km", self.distance_to_core_km, 0.0, 5_000.0)?;
+        check::optional_range(
+            "distance_to_core_km",
+            self.distance_to_core_km,
+            0.0,
+            5_000.0,
+        )?;
         if self.prior_claims > 1_000 {
-            return Err(ValidationError::new(crate::ValidationErrorCode::OutOfRange, "prior_claims", "prior_claims must be at most 1000"));
+            return Err(ValidationError::new(
+                crate::ValidationErrorCode::OutOfRange,
+                "prior_claims",
+                "prior_claims must be at most 1000",
+            ));
         }
         check::optional_text("owner_name", self.owner_name.as_deref(), MAX_SHORT_TEXT)?;
         check::optional_text("owner_phone", self.owner_phone.as_deref(), 64)?;
@@ -202,7 +220,10 @@ pub struct Assignment {
 impl Validate for Assignment {
     fn validate(&self, _now: Timestamp) -> Result<(), ValidationError> {
         if self.territory_id.is_none() && self.crew_id.is_none() && self.user_id.is_none() {
-            return Err(check::inconsistent("assignment", "an assignment names a territory, a crew or a user"));
+            return Err(check::inconsistent(
+                "assignment",
+                "an assignment names a territory, a crew or a user",
+            ));
         }
         Ok(())
     }
@@ -289,7 +310,10 @@ impl Validate for Outcome {
     fn validate(&self, now: Timestamp) -> Result<(), ValidationError> {
         check::non_negative_money("contract_value", self.contract_value)?;
         if !self.converted && self.contract_value.0 != 0 {
-            return Err(check::inconsistent("contract_value", "an outcome that did not convert has no contract value"));
+            return Err(check::inconsistent(
+                "contract_value",
+                "an outcome that did not convert has no contract value",
+            ));
         }
         check::timestamp("occurred_at", self.occurred_at, now)
     }
@@ -319,7 +343,11 @@ impl Validate for PolicyDecision {
         check::optional_text("model_version", self.model_version.as_deref(), 64)?;
         check::optional_text("reason", self.reason.as_deref(), MAX_LONG_TEXT)?;
         if self.is_override && self.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-            return Err(ValidationError::new(crate::ValidationErrorCode::Required, "reason", "an override needs a reason"));
+            return Err(ValidationError::new(
+                crate::ValidationErrorCode::Required,
+                "reason",
+                "an override needs a reason",
+            ));
         }
         check::timestamp("decided_at", self.decided_at, now)
     }
@@ -349,7 +377,10 @@ impl Validate for UpliftScore {
         check::required_text("model_version", &self.model_version, 64)?;
         check::timestamp("trained_at", self.trained_at, now)?;
         if self.data_watermark < 0 {
-            return Err(check::inconsistent("data_watermark", "data_watermark cannot be negative"));
+            return Err(check::inconsistent(
+                "data_watermark",
+                "data_watermark cannot be negative",
+            ));
         }
         Ok(())
     }
@@ -391,7 +422,11 @@ pub struct UsageEvent {
 impl Validate for UsageEvent {
     fn validate(&self, now: Timestamp) -> Result<(), ValidationError> {
         if self.units < 0 {
-            return Err(ValidationError::new(crate::ValidationErrorCode::Negative, "units", "units cannot be negative"));
+            return Err(ValidationError::new(
+                crate::ValidationErrorCode::Negative,
+                "units",
+                "units cannot be negative",
+            ));
         }
         check::timestamp("occurred_at", self.occurred_at, now)
     }
@@ -416,7 +451,10 @@ impl Validate for DataQualityMetric {
     fn validate(&self, now: Timestamp) -> Result<(), ValidationError> {
         check::required_text("check", &self.check, 64)?;
         if self.expected_low > self.expected_high {
-            return Err(check::inconsistent("expected_low", "expected_low exceeds expected_high"));
+            return Err(check::inconsistent(
+                "expected_low",
+                "expected_low exceeds expected_high",
+            ));
         }
         check::bounded_text("runbook", &self.runbook, MAX_LONG_TEXT)?;
         check::timestamp("measured_at", self.measured_at, now)
@@ -501,22 +539,79 @@ mod tests {
 
     #[test]
     fn property_errors_name_field_and_code() {
-        let cases: Vec<(Box<dyn Fn(&mut Property)>, C, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Property)>;
+        let cases: Vec<(Mutation, C, &str)> = vec![
             (Box::new(|p| p.latitude = 91.0), C::OutOfRange, "latitude"),
-            (Box::new(|p| p.longitude = -180.5), C::OutOfRange, "longitude"),
-            (Box::new(|p| p.latitude = f64::NAN), C::OutOfRange, "latitude"),
-            (Box::new(|p| p.address = "  ".into()), C::Required, "address"),
-            (Box::new(|p| p.external_id = String::new()), C::Required, "external_id"),
-            (Box::new(|p| p.address = "x".repeat(MAX_SHORT_TEXT + 1)), C::TooLong, "address"),
-            (Box::new(|p| p.address = "a\0b".into()), C::InvalidFormat, "address"),
-            (Box::new(|p| p.home_value = Some(Cents(-1))), C::Negative, "home_value"),
-            (Box::new(|p| p.roof_age_years = Some(-2.0)), C::OutOfRange, "roof_age_years"),
-            (Box::new(|p| p.square_feet = Some(f64::INFINITY)), C::OutOfRange, "square_feet"),
-            (Box::new(|p| p.hail_size_in = Some(11.0)), C::OutOfRange, "hail_size_in"),
-            (Box::new(|p| p.distance_to_core_km = Some(-0.1)), C::OutOfRange, "distance_to_core_km"),
-            (Box::new(|p| p.prior_claims = 5_000), C::OutOfRange, "prior_claims"),
-            (Box::new(|p| p.owner_email = Some("nope".into())), C::InvalidFormat, "owner_email"),
-            (Box::new(|p| p.owner_phone = Some("9".repeat(65))), C::TooLong, "owner_phone"),
+            (
+                Box::new(|p| p.longitude = -180.5),
+                C::OutOfRange,
+                "longitude",
+            ),
+            (
+                Box::new(|p| p.latitude = f64::NAN),
+                C::OutOfRange,
+                "latitude",
+            ),
+            (
+                Box::new(|p| p.address = "  ".into()),
+                C::Required,
+                "address",
+            ),
+            (
+                Box::new(|p| p.external_id = String::new()),
+                C::Required,
+                "external_id",
+            ),
+            (
+                Box::new(|p| p.address = "x".repeat(MAX_SHORT_TEXT + 1)),
+                C::TooLong,
+                "address",
+            ),
+            (
+                Box::new(|p| p.address = "a\0b".into()),
+                C::InvalidFormat,
+                "address",
+            ),
+            (
+                Box::new(|p| p.home_value = Some(Cents(-1))),
+                C::Negative,
+                "home_value",
+            ),
+            (
+                Box::new(|p| p.roof_age_years = Some(-2.0)),
+                C::OutOfRange,
+                "roof_age_years",
+            ),
+            (
+                Box::new(|p| p.square_feet = Some(f64::INFINITY)),
+                C::OutOfRange,
+                "square_feet",
+            ),
+            (
+                Box::new(|p| p.hail_size_in = Some(11.0)),
+                C::OutOfRange,
+                "hail_size_in",
+            ),
+            (
+                Box::new(|p| p.distance_to_core_km = Some(-0.1)),
+                C::OutOfRange,
+                "distance_to_core_km",
+            ),
+            (
+                Box::new(|p| p.prior_claims = 5_000),
+                C::OutOfRange,
+                "prior_claims",
+            ),
+            (
+                Box::new(|p| p.owner_email = Some("nope".into())),
+                C::InvalidFormat,
+                "owner_email",
+            ),
+            (
+                Box::new(|p| p.owner_phone = Some("9".repeat(65))),
+                C::TooLong,
+                "owner_phone",
+            ),
         ];
         for (mutate, code, field) in cases {
             let mut p = property();
@@ -603,7 +698,13 @@ mod tests {
         s.wind_mph = -1.0;
         assert_eq!(code_of(&s), (C::OutOfRange, "wind_mph".into()));
 
-        let e = Experiment { id: ExperimentId::generate(), storm_id: storm.id, treatment_share: 1.0, seed: 1, started_at: NOW };
+        let e = Experiment {
+            id: ExperimentId::generate(),
+            storm_id: storm.id,
+            treatment_share: 1.0,
+            seed: 1,
+            started_at: NOW,
+        };
         assert_eq!(code_of(&e), (C::OutOfRange, "treatment_share".into()));
 
         let score = UpliftScore {
@@ -638,10 +739,21 @@ mod tests {
         };
         assert_eq!(code_of(&tenant), (C::InvalidFormat, "slug".into()));
 
-        let user = User { id: UserId::generate(), email: "x".into(), name: "X".into(), role: Role::Viewer, crew_id: None };
+        let user = User {
+            id: UserId::generate(),
+            email: "x".into(),
+            name: "X".into(),
+            role: Role::Viewer,
+            crew_id: None,
+        };
         assert_eq!(code_of(&user), (C::InvalidFormat, "email".into()));
 
-        let usage = UsageEvent { id: UsageEventId::generate(), kind: UsageKind::Requests, units: -1, occurred_at: NOW };
+        let usage = UsageEvent {
+            id: UsageEventId::generate(),
+            kind: UsageKind::Requests,
+            units: -1,
+            occurred_at: NOW,
+        };
         assert_eq!(code_of(&usage), (C::Negative, "units".into()));
 
         let assignment = Assignment {

@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn cents_display_as_dollars() {
-        assert_eq!(Cents(1_234_56).to_string(), "$1234.56");
+        assert_eq!(Cents(123_456).to_string(), "$1234.56");
         assert_eq!(Cents(-5).to_string(), "-$0.05");
     }
 }

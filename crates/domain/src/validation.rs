@@ -54,7 +54,11 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(code: ValidationErrorCode, field: &str, message: impl Into<String>) -> Self {
-        Self { code, field: field.to_owned(), message: message.into() }
+        Self {
+            code,
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
     /// The stable code as text, e.g. `validation.out_of_range`.
     pub fn stable_code(&self) -> String {
@@ -74,7 +78,11 @@ pub(crate) mod check {
 
     pub fn required_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
         if value.trim().is_empty() {
-            return Err(ValidationError::new(C::Required, field, format!("{field} is required")));
+            return Err(ValidationError::new(
+                C::Required,
+                field,
+                format!("{field} is required"),
+            ));
         }
         bounded_text(field, value, max)
     }
@@ -82,42 +90,75 @@ pub(crate) mod check {
     pub fn bounded_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
         let len = value.chars().count();
         if len > max {
-            return Err(ValidationError::new(C::TooLong, field, format!("{field} is {len} characters; at most {max} allowed")));
+            return Err(ValidationError::new(
+                C::TooLong,
+                field,
+                format!("{field} is {len} characters; at most {max} allowed"),
+            ));
         }
         if value.chars().any(|c| c == '\0') {
-            return Err(ValidationError::new(C::InvalidFormat, field, format!("{field} contains a NUL character")));
+            return Err(ValidationError::new(
+                C::InvalidFormat,
+                field,
+                format!("{field} contains a NUL character"),
+            ));
         }
         Ok(())
     }
 
-    pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ValidationError> {
+    pub fn optional_text(
+        field: &str,
+        value: Option<&str>,
+        max: usize,
+    ) -> Result<(), ValidationError> {
         value.map_or(Ok(()), |v| bounded_text(field, v, max))
     }
 
     pub fn range(field: &str, value: f64, low: f64, high: f64) -> Result<(), ValidationError> {
         if !value.is_finite() || value < low || value > high {
-            return Err(ValidationError::new(C::OutOfRange, field, format!("{field} must be between {low} and {high}, got {value}")));
+            return Err(ValidationError::new(
+                C::OutOfRange,
+                field,
+                format!("{field} must be between {low} and {high}, got {value}"),
+            ));
         }
         Ok(())
     }
 
-    pub fn optional_range(field: &str, value: Option<f64>, low: f64, high: f64) -> Result<(), ValidationError> {
+    pub fn optional_range(
+        field: &str,
+        value: Option<f64>,
+        low: f64,
+        high: f64,
+    ) -> Result<(), ValidationError> {
         value.map_or(Ok(()), |v| range(field, v, low, high))
     }
 
     pub fn non_negative_money(field: &str, value: Cents) -> Result<(), ValidationError> {
         if value.0 < 0 {
-            return Err(ValidationError::new(C::Negative, field, format!("{field} cannot be negative")));
+            return Err(ValidationError::new(
+                C::Negative,
+                field,
+                format!("{field} cannot be negative"),
+            ));
         }
         Ok(())
     }
 
     pub fn timestamp(field: &str, value: Timestamp, now: Timestamp) -> Result<(), ValidationError> {
         if value.0 > now.0.saturating_add(MAX_FUTURE_SKEW_MS) {
-            return Err(ValidationError::new(C::InFuture, field, format!("{field} is more than a day in the future")));
+            return Err(ValidationError::new(
+                C::InFuture,
+                field,
+                format!("{field} is more than a day in the future"),
+            ));
         }
         if value.0 < EARLIEST_TIMESTAMP_MS {
-            return Err(ValidationError::new(C::TooOld, field, format!("{field} is before the year 2000")));
+            return Err(ValidationError::new(
+                C::TooOld,
+                field,
+                format!("{field} is before the year 2000"),
+            ));
         }
         Ok(())
     }
@@ -128,18 +169,28 @@ pub(crate) mod check {
         let ok = matches!((parts.next(), parts.next(), parts.next()), (Some(l), Some(d), None)
             if !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.') && !value.contains(char::is_whitespace));
         if !ok {
-            return Err(ValidationError::new(C::InvalidFormat, field, format!("{field} is not an email address")));
+            return Err(ValidationError::new(
+                C::InvalidFormat,
+                field,
+                format!("{field} is not an email address"),
+            ));
         }
         Ok(())
     }
 
     pub fn slug(field: &str, value: &str) -> Result<(), ValidationError> {
         required_text(field, value, 63)?;
-        let ok = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        let ok = value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !value.starts_with('-')
             && !value.ends_with('-');
         if !ok {
-            return Err(ValidationError::new(C::InvalidFormat, field, format!("{field} may hold only lowercase letters, digits and inner hyphens")));
+            return Err(ValidationError::new(
+                C::InvalidFormat,
+                field,
+                format!("{field} may hold only lowercase letters, digits and inner hyphens"),
+            ));
         }
         Ok(())
     }
@@ -183,7 +234,15 @@ mod tests {
     #[test]
     fn email_check_refuses_nonsense() {
         assert!(check::email("email", "crew@acme.example").is_ok());
-        for bad in ["", "crew", "crew@", "@acme.com", "a@b@c.com", "crew@acme", "cr ew@acme.com"] {
+        for bad in [
+            "",
+            "crew",
+            "crew@",
+            "@acme.com",
+            "a@b@c.com",
+            "crew@acme",
+            "cr ew@acme.com",
+        ] {
             assert!(check::email("email", bad).is_err(), "{bad}");
         }
     }

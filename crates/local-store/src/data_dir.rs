@@ -28,8 +28,8 @@ pub struct TenantEntry {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct TenantIndex {
-    tenants: Vec<TenantEntry>,
+pub(crate) struct TenantIndex {
+    pub(crate) tenants: Vec<TenantEntry>,
 }
 
 /// What `create_tenant` needs.
@@ -77,7 +77,7 @@ impl DataDir {
         self.root.join(format!("{tenant}.keys.json"))
     }
 
-    fn index_path(&self) -> PathBuf {
+    pub(crate) fn index_path(&self) -> PathBuf {
         self.root.join(INDEX_FILE)
     }
 

@@ -18,6 +18,7 @@ pub mod schema;
 mod secrets;
 mod store;
 mod wall_clock;
+mod wipe;
 mod writes;
 
 pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE};

@@ -8,8 +8,9 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sync_protocol::{
-    Change, ErrorBody, ErrorCode, HelloRequest, HelloResponse, LoginRequest, PROTOCOL_HEADER, PROTOCOL_VERSION, PullPage,
-    PullRequest, PushRequest, PushResponse, RefreshRequest, RefusedBatch, TokenPair,
+    Change, ErrorBody, ErrorCode, HelloRequest, HelloResponse, LoginRequest, PROTOCOL_HEADER,
+    PROTOCOL_VERSION, PullPage, PullRequest, PushRequest, PushResponse, RefreshRequest,
+    RefusedBatch, TokenPair,
 };
 
 /// Bodies larger than this are sent gzip-compressed.
@@ -52,7 +53,9 @@ impl ClientError {
     /// The `Retry-After` hint is folded into `details.retry_after_secs` when the server sent one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ClientError::Server { body, .. } => body.details.as_ref()?.get("retry_after_secs")?.as_u64(),
+            ClientError::Server { body, .. } => {
+                body.details.as_ref()?.get("retry_after_secs")?.as_u64()
+            }
             _ => None,
         }
     }
@@ -92,7 +95,9 @@ impl SyncClient {
     pub fn with_protocol(base_url: &str, protocol_version: u32) -> Result<Self, ClientError> {
         let base = base_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::InvalidUrl(format!("'{base}' must start with http:// or https://")));
+            return Err(ClientError::InvalidUrl(format!(
+                "'{base}' must start with http:// or https://"
+            )));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -100,14 +105,23 @@ impl SyncClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClientError::Network(e.to_string()))?;
-        Ok(Self { http, base, protocol_version })
+        Ok(Self {
+            http,
+            base,
+            protocol_version,
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, token: Option<&str>, body: &B) -> Result<(R, Transfer), ClientError> {
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &B,
+    ) -> Result<(R, Transfer), ClientError> {
         let json = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut request = self
             .http
@@ -119,9 +133,15 @@ impl SyncClient {
             request = request.bearer_auth(token);
         }
         let payload = if json.len() > COMPRESS_OVER_BYTES {
-            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::fast());
-            gz.write_all(&json).map_err(|e| ClientError::Decode(e.to_string()))?;
-            let compressed = gz.finish().map_err(|e| ClientError::Decode(e.to_string()))?;
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(json.len() / 4),
+                flate2::Compression::fast(),
+            );
+            gz.write_all(&json)
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
+            let compressed = gz
+                .finish()
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
             compressed
         } else {
@@ -136,9 +156,13 @@ impl SyncClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let bytes = response.bytes().await.map_err(network)?;
-        let transfer = Transfer { sent_bytes, received_bytes: bytes.len() as u64 };
+        let transfer = Transfer {
+            sent_bytes,
+            received_bytes: bytes.len() as u64,
+        };
         if status.is_success() {
-            let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
+            let value =
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
             return Ok((value, transfer));
         }
         Err(server_error(status, &bytes, retry_after))
@@ -146,7 +170,11 @@ impl SyncClient {
 
     /// The version and capability handshake.
     pub async fn hello(&self, client_version: &str) -> Result<HelloResponse, ClientError> {
-        let request = HelloRequest { protocol_version: self.protocol_version, client_version: client_version.to_owned(), capabilities: vec![] };
+        let request = HelloRequest {
+            protocol_version: self.protocol_version,
+            client_version: client_version.to_owned(),
+            capabilities: vec![],
+        };
         Ok(self.post("/v1/hello", None, &request).await?.0)
     }
 
@@ -157,39 +185,63 @@ impl SyncClient {
 
     /// Rotates a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ClientError> {
-        let request = RefreshRequest { refresh_token: refresh_token.to_owned() };
+        let request = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
         Ok(self.post("/v1/auth/refresh", None, &request).await?.0)
     }
 
     /// Revokes a refresh token's family.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), ClientError> {
-        let request = RefreshRequest { refresh_token: refresh_token.to_owned() };
+        let request = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
         let _: serde_json::Value = self.post("/v1/auth/logout", None, &request).await?.0;
         Ok(())
     }
 
     /// Pushes one batch. A refused batch is an outcome, not an error: the caller moves the refused
     /// changes to the inbox and pushes the rest again.
-    pub async fn push(&self, access_token: &str, changes: &[Change]) -> Result<(PushOutcome, Transfer), ClientError> {
-        let request = PushRequest { changes: changes.to_vec() };
-        match self.post::<_, PushResponse>("/v1/sync/push", Some(access_token), &request).await {
+    pub async fn push(
+        &self,
+        access_token: &str,
+        changes: &[Change],
+    ) -> Result<(PushOutcome, Transfer), ClientError> {
+        let request = PushRequest {
+            changes: changes.to_vec(),
+        };
+        match self
+            .post::<_, PushResponse>("/v1/sync/push", Some(access_token), &request)
+            .await
+        {
             Ok((response, transfer)) => Ok((PushOutcome::Applied(response), transfer)),
             Err(ClientError::Server { body, status }) if body.code == ErrorCode::BatchRefused => {
-                let refused = body
+                match body
                     .details
                     .clone()
                     .and_then(|d| serde_json::from_value::<RefusedBatch>(d).ok())
-                    .ok_or_else(|| ClientError::Server { status, body })?;
-                Ok((PushOutcome::Refused(refused), Transfer::default()))
+                {
+                    Some(refused) => Ok((PushOutcome::Refused(refused), Transfer::default())),
+                    None => Err(ClientError::Server { status, body }),
+                }
             }
             Err(e) => Err(e),
         }
     }
 
     /// Pulls one page after `cursor`.
-    pub async fn pull(&self, access_token: &str, cursor: Option<&str>, limit: Option<u32>) -> Result<(PullPage, Transfer), ClientError> {
-        let request = PullRequest { cursor: cursor.map(str::to_owned), limit };
-        self.post("/v1/sync/pull", Some(access_token), &request).await
+    pub async fn pull(
+        &self,
+        access_token: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(PullPage, Transfer), ClientError> {
+        let request = PullRequest {
+            cursor: cursor.map(str::to_owned),
+            limit,
+        };
+        self.post("/v1/sync/pull", Some(access_token), &request)
+            .await
     }
 }
 
@@ -207,7 +259,10 @@ fn server_error(status: StatusCode, bytes: &[u8], retry_after: Option<u64>) -> C
                     map.insert("retry_after_secs".into(), secs.into());
                 }
             }
-            ClientError::Server { status: status.as_u16(), body }
+            ClientError::Server {
+                status: status.as_u16(),
+                body,
+            }
         }
         Err(_) => {
             // Not our error body (a proxy, a timeout page): classify by status.
@@ -220,7 +275,10 @@ fn server_error(status: StatusCode, bytes: &[u8], retry_after: Option<u64>) -> C
                 _ => ErrorCode::InvalidRequest,
             };
             let text: String = String::from_utf8_lossy(bytes).chars().take(200).collect();
-            ClientError::Server { status: status.as_u16(), body: ErrorBody::new(code, format!("HTTP {status}: {text}")) }
+            ClientError::Server {
+                status: status.as_u16(),
+                body: ErrorBody::new(code, format!("HTTP {status}: {text}")),
+            }
         }
     }
 }
@@ -232,7 +290,12 @@ mod tests {
     #[test]
     fn only_http_urls_are_accepted() {
         assert!(SyncClient::new("ftp://x").is_err());
-        assert_eq!(SyncClient::new("http://127.0.0.1:8080/").unwrap().base_url(), "http://127.0.0.1:8080");
+        assert_eq!(
+            SyncClient::new("http://127.0.0.1:8080/")
+                .unwrap()
+                .base_url(),
+            "http://127.0.0.1:8080"
+        );
     }
 
     #[test]
@@ -240,10 +303,18 @@ mod tests {
         let err = server_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None);
         assert_eq!(err.code(), Some(ErrorCode::Unavailable));
         assert!(err.is_retryable());
-        let err = server_error(StatusCode::FORBIDDEN, br#"{"code":"device_revoked","message":"revoked"}"#, None);
+        let err = server_error(
+            StatusCode::FORBIDDEN,
+            br#"{"code":"device_revoked","message":"revoked"}"#,
+            None,
+        );
         assert_eq!(err.code(), Some(ErrorCode::DeviceRevoked));
         assert!(!err.is_retryable());
-        let err = server_error(StatusCode::TOO_MANY_REQUESTS, br#"{"code":"rate_limited","message":"slow down"}"#, Some(7));
+        let err = server_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            br#"{"code":"rate_limited","message":"slow down"}"#,
+            Some(7),
+        );
         assert_eq!(err.retry_after_secs(), Some(7));
     }
 

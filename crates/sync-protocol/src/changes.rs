@@ -73,11 +73,16 @@ impl Entity {
 
     pub const fn kind(self) -> EntityKind {
         match self {
-            Entity::JourneyTouch | Entity::Outcome | Entity::PolicyDecision => EntityKind::AppendOnly,
-            Entity::Storm | Entity::Property | Entity::Territory | Entity::Crew | Entity::User => EntityKind::Mutable,
-            Entity::Assignment | Entity::Experiment | Entity::ArmAssignment | Entity::UpliftScore => {
-                EntityKind::ServerOwned
+            Entity::JourneyTouch | Entity::Outcome | Entity::PolicyDecision => {
+                EntityKind::AppendOnly
             }
+            Entity::Storm | Entity::Property | Entity::Territory | Entity::Crew | Entity::User => {
+                EntityKind::Mutable
+            }
+            Entity::Assignment
+            | Entity::Experiment
+            | Entity::ArmAssignment
+            | Entity::UpliftScore => EntityKind::ServerOwned,
         }
     }
 

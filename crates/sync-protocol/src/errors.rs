@@ -107,7 +107,13 @@ impl ErrorCode {
 
     /// Whether retrying the same request later may succeed (the sync engine backs off and retries).
     pub const fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::RateLimited | ErrorCode::Timeout | ErrorCode::Unavailable | ErrorCode::Internal)
+        matches!(
+            self,
+            ErrorCode::RateLimited
+                | ErrorCode::Timeout
+                | ErrorCode::Unavailable
+                | ErrorCode::Internal
+        )
     }
 }
 
@@ -130,6 +136,11 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), request_id: None, details: None }
+        Self {
+            code,
+            message: message.into(),
+            request_id: None,
+            details: None,
+        }
     }
 }

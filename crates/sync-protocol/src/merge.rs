@@ -19,7 +19,12 @@ pub struct MergeOutcome {
 }
 
 /// Whether a write (`incoming`, stamped `incoming_hlc`) wins a field over the current value.
-fn wins(incoming: &Value, incoming_hlc: Hlc, current: Option<&Value>, current_hlc: Option<Hlc>) -> bool {
+fn wins(
+    incoming: &Value,
+    incoming_hlc: Hlc,
+    current: Option<&Value>,
+    current_hlc: Option<Hlc>,
+) -> bool {
     match current_hlc {
         None => true,
         Some(c) if incoming_hlc > c => true,
@@ -28,13 +33,21 @@ fn wins(incoming: &Value, incoming_hlc: Hlc, current: Option<&Value>, current_hl
         // reading: compare the values' canonical text so every replica still picks the same one.
         Some(_) => match current {
             None => true,
-            Some(cur) => incoming.to_string() > cur.to_string(),
+            Some(cur) => {
+                let (incoming_text, current_text) = (incoming.to_string(), cur.to_string());
+                incoming_text > current_text
+            }
         },
     }
 }
 
 /// Applies the fields of one update, stamped `hlc`, to a record.
-pub fn merge_fields(record: &Map<String, Value>, clocks: &FieldClocks, update: &Map<String, Value>, hlc: Hlc) -> MergeOutcome {
+pub fn merge_fields(
+    record: &Map<String, Value>,
+    clocks: &FieldClocks,
+    update: &Map<String, Value>,
+    hlc: Hlc,
+) -> MergeOutcome {
     let mut merged = record.clone();
     let mut merged_clocks = clocks.clone();
     let mut changed = Vec::new();
@@ -47,7 +60,11 @@ pub fn merge_fields(record: &Map<String, Value>, clocks: &FieldClocks, update: &
             merged_clocks.insert(field.clone(), hlc);
         }
     }
-    MergeOutcome { record: merged, clocks: merged_clocks, changed }
+    MergeOutcome {
+        record: merged,
+        clocks: merged_clocks,
+        changed,
+    }
 }
 
 /// Joins two replicas of one record field by field (state-based merge). Commutative, associative and
@@ -66,7 +83,12 @@ pub fn join_records(
             record.entry(field.clone()).or_insert_with(|| value.clone());
             continue;
         };
-        if wins(value, right_hlc, left.get(field), left_clocks.get(field).copied()) {
+        if wins(
+            value,
+            right_hlc,
+            left.get(field),
+            left_clocks.get(field).copied(),
+        ) {
             record.insert(field.clone(), value.clone());
             clocks.insert(field.clone(), right_hlc);
         }
@@ -90,17 +112,35 @@ mod tests {
     #[test]
     fn later_write_wins_each_field_independently() {
         let record = obj(json!({"status": "new", "owner_name": "Pat"}));
-        let a = merge_fields(&record, &FieldClocks::new(), &obj(json!({"status": "inspected"})), Hlc::new(10, 0, 1));
-        let b = merge_fields(&a.record, &a.clocks, &obj(json!({"status": "contracted", "owner_name": "Sam"})), Hlc::new(5, 0, 2));
+        let a = merge_fields(
+            &record,
+            &FieldClocks::new(),
+            &obj(json!({"status": "inspected"})),
+            Hlc::new(10, 0, 1),
+        );
+        let b = merge_fields(
+            &a.record,
+            &a.clocks,
+            &obj(json!({"status": "contracted", "owner_name": "Sam"})),
+            Hlc::new(5, 0, 2),
+        );
         // The older write loses `status` (already written at 10) but wins `owner_name` (never written).
-        assert_eq!(b.record, obj(json!({"status": "inspected", "owner_name": "Sam"})));
+        assert_eq!(
+            b.record,
+            obj(json!({"status": "inspected", "owner_name": "Sam"}))
+        );
         assert_eq!(b.changed, vec!["owner_name".to_owned()]);
     }
 
     #[test]
     fn replaying_a_write_changes_nothing() {
         let update = obj(json!({"status": "inspected"}));
-        let once = merge_fields(&Map::new(), &FieldClocks::new(), &update, Hlc::new(10, 0, 1));
+        let once = merge_fields(
+            &Map::new(),
+            &FieldClocks::new(),
+            &update,
+            Hlc::new(10, 0, 1),
+        );
         let twice = merge_fields(&once.record, &once.clocks, &update, Hlc::new(10, 0, 1));
         assert_eq!(twice.record, once.record);
         assert!(twice.changed.is_empty());
@@ -109,22 +149,39 @@ mod tests {
     #[test]
     fn equal_clocks_tie_break_on_value_deterministically() {
         let hlc = Hlc::new(10, 0, 1);
-        let a = merge_fields(&Map::new(), &FieldClocks::new(), &obj(json!({"s": "a"})), hlc);
+        let a = merge_fields(
+            &Map::new(),
+            &FieldClocks::new(),
+            &obj(json!({"s": "a"})),
+            hlc,
+        );
         let ab = merge_fields(&a.record, &a.clocks, &obj(json!({"s": "b"})), hlc);
-        let b = merge_fields(&Map::new(), &FieldClocks::new(), &obj(json!({"s": "b"})), hlc);
+        let b = merge_fields(
+            &Map::new(),
+            &FieldClocks::new(),
+            &obj(json!({"s": "b"})),
+            hlc,
+        );
         let ba = merge_fields(&b.record, &b.clocks, &obj(json!({"s": "a"})), hlc);
         assert_eq!(ab.record, ba.record);
     }
 
     fn arb_write() -> impl Strategy<Value = (Map<String, Value>, Hlc)> {
         (
-            proptest::collection::btree_map(prop_oneof![Just("status"), Just("owner_name"), Just("owner_phone")], 0i64..5, 1..3),
+            proptest::collection::btree_map(
+                prop_oneof![Just("status"), Just("owner_name"), Just("owner_phone")],
+                0i64..5,
+                1..3,
+            ),
             0u64..20,
             0u32..3,
             0u64..3,
         )
             .prop_map(|(fields, wall, counter, node)| {
-                let map = fields.into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+                let map = fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), json!(v)))
+                    .collect();
                 (map, Hlc::new(wall, counter, node))
             })
     }

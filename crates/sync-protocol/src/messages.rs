@@ -116,13 +116,28 @@ pub struct Receipt {
 
 impl Receipt {
     pub fn accepted(change_id: ChangeId) -> Self {
-        Self { change_id, status: ReceiptStatus::Accepted, code: None, reason: None }
+        Self {
+            change_id,
+            status: ReceiptStatus::Accepted,
+            code: None,
+            reason: None,
+        }
     }
     pub fn duplicate(change_id: ChangeId) -> Self {
-        Self { change_id, status: ReceiptStatus::Duplicate, code: None, reason: None }
+        Self {
+            change_id,
+            status: ReceiptStatus::Duplicate,
+            code: None,
+            reason: None,
+        }
     }
     pub fn refused(change_id: ChangeId, code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { change_id, status: ReceiptStatus::Refused, code: Some(code), reason: Some(reason.into()) }
+        Self {
+            change_id,
+            status: ReceiptStatus::Refused,
+            code: Some(code),
+            reason: Some(reason.into()),
+        }
     }
 }
 

@@ -1,0 +1,521 @@
+//! The sync engine: joins the tenant store to the sync client. One `sync_once` pushes the outbox in
+//! batches (receipts settle each batch in one local transaction), then pulls pages (each page and its
+//! cursor in one local transaction), so a crash at any point resumes where it stopped: nothing is
+//! lost (the outbox row goes only when the server's receipt is stored) and nothing is doubled (the
+//! server acknowledges a replayed change id as a duplicate). `run` is the background agent: it syncs
+//! on "sync now", after local writes (debounced), on a timer, and when the server becomes reachable
+//! again, backing off with jitter while it is not.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::{TenantId, Timestamp};
+use local_store::{DataDir, TenantStore};
+use sync_client::{ClientError, PushOutcome, SyncClient};
+use sync_protocol::ErrorCode;
+use tokio::sync::{Notify, watch};
+use zeroize::Zeroizing;
+
+use crate::backoff::{Backoff, unit_random};
+use crate::status::{Connectivity, Phase, StatusError, SyncStatus};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub push_batch: usize,
+    pub pull_limit: u32,
+    pub backoff: Backoff,
+    /// How often the agent syncs when nothing else triggers it.
+    pub interval: Duration,
+    /// How long the agent waits after a local write before syncing (writes come in bursts).
+    pub debounce: Duration,
+    pub client_version: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            push_batch: 2_000,
+            pull_limit: 5_000,
+            backoff: Backoff::default(),
+            interval: Duration::from_secs(60),
+            debounce: Duration::from_secs(2),
+            client_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server cannot be reached or is overloaded: retry later, nothing is lost.
+    #[error("offline: {0}")]
+    Offline(String),
+    /// The sign-in has lapsed (refresh token expired or revoked); offline work is kept and pushed after
+    /// the user signs in again.
+    #[error("sign in again to sync: {0}")]
+    NeedsSignIn(String),
+    /// The server revoked this device; the tenant file has been wiped.
+    #[error(
+        "this laptop was revoked by an administrator; its tenant data has been removed from it"
+    )]
+    DeviceRevoked,
+    /// The tenant is suspended: sync refused, data kept on both sides.
+    #[error("the account is suspended: {0}")]
+    TenantSuspended(String),
+    /// The server needs a newer app.
+    #[error("{0}")]
+    UpgradeRequired(String),
+    /// Any other refusal by the server.
+    #[error("the server refused: {message} ({code})")]
+    Server { code: ErrorCode, message: String },
+    #[error("local store: {0}")]
+    Store(#[from] local_store::StoreError),
+    /// The tenant file is closed (after a wipe).
+    #[error("the tenant file is closed")]
+    Closed,
+}
+
+impl SyncError {
+    /// A stable code for the status view.
+    pub fn code(&self) -> String {
+        match self {
+            SyncError::Offline(_) => "sync.offline".into(),
+            SyncError::NeedsSignIn(_) => "sync.needs_sign_in".into(),
+            SyncError::DeviceRevoked => "sync.device_revoked".into(),
+            SyncError::TenantSuspended(_) => "sync.tenant_suspended".into(),
+            SyncError::UpgradeRequired(_) => "sync.upgrade_required".into(),
+            SyncError::Server { code, .. } => format!("server.{code}"),
+            SyncError::Store(e) => e.code(),
+            SyncError::Closed => "sync.closed".into(),
+        }
+    }
+
+    /// Whether waiting and trying again may help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SyncError::Offline(_))
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    pub pushed: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+    pub pulled: u64,
+    pub push_batches: u64,
+    pub pull_pages: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub elapsed_ms: u64,
+}
+
+struct AccessToken {
+    token: Zeroizing<String>,
+    expires_at_ms: i64,
+}
+
+/// The engine of one open tenant file.
+pub struct SyncEngine {
+    store: Arc<Mutex<Option<TenantStore>>>,
+    data_dir: DataDir,
+    tenant_id: TenantId,
+    client: SyncClient,
+    config: EngineConfig,
+    access: tokio::sync::Mutex<Option<AccessToken>>,
+    status: watch::Sender<SyncStatus>,
+    sync_now: Notify,
+    local_write: Notify,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("tenant_id", &self.tenant_id)
+            .field("server", &self.client.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+fn classify(err: ClientError) -> SyncError {
+    match err.code() {
+        Some(ErrorCode::DeviceRevoked) => SyncError::DeviceRevoked,
+        Some(ErrorCode::TenantSuspended) => SyncError::TenantSuspended(err.to_string()),
+        Some(ErrorCode::UpgradeRequired) => SyncError::UpgradeRequired(err.to_string()),
+        Some(
+            ErrorCode::TokenExpired
+            | ErrorCode::TokenInvalid
+            | ErrorCode::Unauthenticated
+            | ErrorCode::InvalidCredentials,
+        ) => SyncError::NeedsSignIn(err.to_string()),
+        _ if err.is_retryable() => SyncError::Offline(err.to_string()),
+        Some(code) => SyncError::Server {
+            code,
+            message: err.to_string(),
+        },
+        None => SyncError::Offline(err.to_string()),
+    }
+}
+
+impl SyncEngine {
+    /// An engine for an open tenant store talking to `client`'s server.
+    pub fn new(
+        store: TenantStore,
+        data_dir: DataDir,
+        client: SyncClient,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        let tenant_id = store.tenant_id();
+        let (status, _) = watch::channel(SyncStatus::default());
+        let engine = Arc::new(Self {
+            store: Arc::new(Mutex::new(Some(store))),
+            data_dir,
+            tenant_id,
+            client,
+            config,
+            access: tokio::sync::Mutex::new(None),
+            status,
+            sync_now: Notify::new(),
+            local_write: Notify::new(),
+        });
+        engine.refresh_counts_blocking();
+        engine
+    }
+
+    /// Runs `f` on the store on a blocking thread (SQLite calls must not stall the async runtime).
+    pub async fn with_store<T, F>(&self, f: F) -> Result<T, SyncError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut TenantStore) -> Result<T, local_store::StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().map_err(|_| SyncError::Closed)?;
+            let store = guard.as_mut().ok_or(SyncError::Closed)?;
+            f(store).map_err(SyncError::from)
+        })
+        .await
+        .map_err(|_| SyncError::Closed)?
+    }
+
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+
+    /// The current status.
+    pub fn status(&self) -> SyncStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn subscribe(&self) -> watch::Receiver<SyncStatus> {
+        self.status.subscribe()
+    }
+
+    /// Asks the agent to sync now.
+    pub fn sync_now(&self) {
+        self.sync_now.notify_one();
+    }
+
+    /// Tells the agent a local write happened (it syncs after the debounce).
+    pub fn notify_local_write(&self) {
+        self.local_write.notify_one();
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
+        self.status.send_modify(f);
+    }
+
+    fn refresh_counts_blocking(&self) {
+        let counts = self
+            .store
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().and_then(|s| s.pending_counts().ok()));
+        if let Some(c) = counts {
+            self.update(|s| {
+                s.pending = c.pending;
+                s.refused = c.refused;
+                s.oldest_pending_age_ms = c.oldest_pending_age_ms;
+            });
+        }
+    }
+
+    async fn refresh_counts(&self) {
+        if let Ok(c) = self.with_store(|s| s.pending_counts()).await {
+            self.update(|s| {
+                s.pending = c.pending;
+                s.refused = c.refused;
+                s.oldest_pending_age_ms = c.oldest_pending_age_ms;
+            });
+        }
+    }
+
+    /// Stores a fresh token pair after sign-in (the refresh token goes into the encrypted file).
+    pub async fn accept_tokens(&self, pair: &sync_protocol::TokenPair) -> Result<(), SyncError> {
+        let refresh = Zeroizing::new(pair.refresh_token.clone());
+        self.with_store(move |s| s.set_refresh_token(Some(refresh.as_str())))
+            .await?;
+        *self.access.lock().await = Some(AccessToken {
+            token: Zeroizing::new(pair.access_token.clone()),
+            expires_at_ms: pair.access_expires_at_ms,
+        });
+        self.update(|s| {
+            if s.connectivity == Connectivity::NeedsSignIn {
+                s.connectivity = Connectivity::Online;
+            }
+        });
+        Ok(())
+    }
+
+    /// A valid access token: the cached one, or a new one from the stored refresh token.
+    async fn access_token(&self, force_refresh: bool) -> Result<Zeroizing<String>, SyncError> {
+        let mut access = self.access.lock().await;
+        let now = Timestamp::now().millis();
+        if !force_refresh
+            && let Some(a) = access.as_ref()
+            && a.expires_at_ms > now + 30_000
+        {
+            return Ok(a.token.clone());
+        }
+        let refresh = self
+            .with_store(|s| s.refresh_token())
+            .await?
+            .ok_or_else(|| {
+                SyncError::NeedsSignIn("this laptop has not signed in to the server yet".into())
+            })?;
+        let pair = self.client.refresh(&refresh).await.map_err(classify)?;
+        let new_refresh = Zeroizing::new(pair.refresh_token.clone());
+        // The rotated refresh token is stored before it is used: a crash here keeps a working token.
+        self.with_store(move |s| s.set_refresh_token(Some(new_refresh.as_str())))
+            .await?;
+        let token = Zeroizing::new(pair.access_token.clone());
+        *access = Some(AccessToken {
+            token: token.clone(),
+            expires_at_ms: pair.access_expires_at_ms,
+        });
+        Ok(token)
+    }
+
+    /// Closes the store and deletes this tenant's files from the laptop.
+    async fn wipe(&self) {
+        let store = Arc::clone(&self.store);
+        let data_dir = self.data_dir.clone();
+        let tenant = self.tenant_id;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut guard) = store.lock() {
+                // Dropping the store closes its connection and releases the file lock before deletion.
+                guard.take();
+            }
+            data_dir.wipe_tenant(tenant)
+        })
+        .await;
+        *self.access.lock().await = None;
+    }
+
+    /// One full sync: push everything pending, then pull everything new.
+    pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        self.update(|s| {
+            s.connectivity = Connectivity::Syncing;
+            s.phase = Phase::Authenticating;
+            s.push = Default::default();
+            s.pull = Default::default();
+            s.eta_ms = None;
+        });
+        let result = self.sync_inner(started).await;
+        let now = Timestamp::now().millis();
+        match &result {
+            Ok(_) => self.update(|s| {
+                s.connectivity = Connectivity::Online;
+                s.phase = Phase::Idle;
+                s.eta_ms = None;
+                s.last_success_at_ms = Some(now);
+                s.last_error = None;
+                s.consecutive_failures = 0;
+            }),
+            Err(err) => {
+                if matches!(err, SyncError::DeviceRevoked) {
+                    self.wipe().await;
+                }
+                let connectivity = match err {
+                    SyncError::Offline(_) => Connectivity::Offline,
+                    SyncError::NeedsSignIn(_) => Connectivity::NeedsSignIn,
+                    SyncError::DeviceRevoked => Connectivity::Revoked,
+                    _ => Connectivity::Error,
+                };
+                let error = StatusError {
+                    code: err.code(),
+                    message: err.to_string(),
+                    at_ms: now,
+                };
+                self.update(|s| {
+                    s.connectivity = connectivity;
+                    s.phase = Phase::Idle;
+                    s.eta_ms = None;
+                    s.last_error = Some(error);
+                    s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+                });
+            }
+        }
+        self.refresh_counts().await;
+        result
+    }
+
+    async fn sync_inner(&self, started: Instant) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        let mut token = self.access_token(false).await?;
+        let total = self
+            .with_store(|s| s.pending_counts())
+            .await?
+            .pending
+            .max(0) as u64;
+        self.update(|s| {
+            s.phase = Phase::Pushing;
+            s.push.total = Some(total);
+        });
+        let mut refreshed = false;
+        loop {
+            let batch = self.config.push_batch;
+            let changes = self.with_store(move |s| s.pending_changes(batch)).await?;
+            if changes.is_empty() {
+                break;
+            }
+            let pushed = match self.client.push(&token, &changes).await {
+                Ok(ok) => ok,
+                Err(e) if !refreshed && e.code() == Some(ErrorCode::TokenExpired) => {
+                    refreshed = true;
+                    token = self.access_token(true).await?;
+                    continue;
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            let (outcome, transfer) = pushed;
+            report.push_batches += 1;
+            report.bytes_sent += transfer.sent_bytes;
+            report.bytes_received += transfer.received_bytes;
+            match outcome {
+                PushOutcome::Applied(response) => {
+                    for r in &response.receipts {
+                        match r.status {
+                            sync_protocol::ReceiptStatus::Accepted => report.pushed += 1,
+                            sync_protocol::ReceiptStatus::Duplicate => report.duplicates += 1,
+                            sync_protocol::ReceiptStatus::Refused => report.refused += 1,
+                        }
+                    }
+                    let hlc = response.server_hlc;
+                    self.with_store(move |s| s.apply_receipts(&response.receipts, Some(hlc)))
+                        .await?;
+                }
+                PushOutcome::Refused(refused) => {
+                    // The batch was rolled back: the refused changes go to the inbox, the rest stay
+                    // pending and go again in the next round of this loop.
+                    report.refused += refused.refused.len() as u64;
+                    self.with_store(move |s| s.apply_receipts(&refused.refused, None))
+                        .await?;
+                }
+            }
+            let done = report.pushed + report.duplicates + report.refused;
+            let elapsed = started.elapsed().as_millis() as u64;
+            self.update(|s| {
+                s.push.done = done;
+                s.push.bytes = report.bytes_sent;
+                s.eta_ms = SyncStatus::estimate_eta(done, total.max(done), elapsed);
+            });
+        }
+        self.update(|s| s.phase = Phase::Pulling);
+        let mut cursor = self.with_store(|s| s.sync_state()).await?.cursor;
+        loop {
+            let page = match self
+                .client
+                .pull(&token, cursor.as_deref(), Some(self.config.pull_limit))
+                .await
+            {
+                Ok(ok) => ok,
+                Err(e) if !refreshed && e.code() == Some(ErrorCode::TokenExpired) => {
+                    refreshed = true;
+                    token = self.access_token(true).await?;
+                    continue;
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            let (page, transfer) = page;
+            report.pull_pages += 1;
+            report.pulled += page.changes.len() as u64;
+            report.bytes_received += transfer.received_bytes;
+            let has_more = page.has_more;
+            let next = page.next_cursor.clone();
+            self.with_store(move |s| {
+                s.apply_pulled_page(&page.changes, &page.next_cursor, page.watermark)
+            })
+            .await?;
+            cursor = Some(next);
+            let pulled = report.pulled;
+            let bytes = report.bytes_received;
+            self.update(|s| {
+                s.pull.done = pulled;
+                s.pull.bytes = bytes;
+            });
+            if !has_more {
+                break;
+            }
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Whether the server answers (the reachability probe).
+    pub async fn probe(&self) -> bool {
+        self.client.hello(&self.config.client_version).await.is_ok()
+    }
+
+    /// The background agent: syncs on triggers until `shutdown` fires. Returns when the device is
+    /// revoked (there is nothing left to sync) or on shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut failures: u32 = 0;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let result = self.sync_once().await;
+            let wait = match &result {
+                Ok(_) => {
+                    failures = 0;
+                    self.config.interval
+                }
+                Err(SyncError::DeviceRevoked) => return,
+                Err(e) if e.is_retryable() => {
+                    failures = failures.saturating_add(1);
+                    self.config.backoff.delay(failures, unit_random())
+                }
+                // Needs sign-in, suspended, upgrade: nothing changes until a person acts; check rarely.
+                Err(_) => self.config.interval,
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = self.sync_now.notified() => {},
+                () = async {
+                    self.local_write.notified().await;
+                    tokio::time::sleep(self.config.debounce).await;
+                } => {},
+                () = tokio::time::sleep(wait) => {},
+                () = self.wait_until_reachable(failures) => {},
+            }
+        }
+    }
+
+    /// While offline, probes the server every few seconds and returns as soon as it answers, so the
+    /// sync starts when the connection returns rather than at the end of a long backoff.
+    async fn wait_until_reachable(&self, failures: u32) {
+        if failures == 0 {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if self.probe().await {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The field app's use cases without a window: the sync engine that joins a tenant store to the sync
+//! client, its visible status, sign-in, and backoff. The Tauri shell and the headless CLI both sit on it.
+
+pub mod backoff;
+pub mod engine;
+pub mod status;
+
+pub use engine::{EngineConfig, SyncEngine, SyncError, SyncReport};
+pub use status::{Connectivity, Phase, Progress, StatusError, SyncStatus};
