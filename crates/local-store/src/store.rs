@@ -231,6 +231,16 @@ impl TenantStore {
         }
     }
 
+    /// The schema as sorted SQL (for the snapshot test and diagnostics).
+    pub fn schema_sql(&self) -> StoreResult<String> {
+        crate::schema::dump(&self.conn)
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> StoreResult<i64> {
+        crate::schema::version(&self.conn)
+    }
+
     /// The last HLC reading this device issued (persisted in meta with every write).
     pub fn last_hlc(&self) -> Hlc {
         self.clock.last()

@@ -8,8 +8,8 @@ use domain::TenantId;
 
 use crate::connection::{ProcessLock, sidecar};
 use crate::data_dir::{DataDir, TenantIndex};
-use crate::key_file::write_atomically;
 use crate::error::{StoreError, StoreResult};
+use crate::key_file::write_atomically;
 
 impl DataDir {
     /// Deletes one tenant's files. Fails with `InUse` while a store of it is open in another process.
@@ -26,9 +26,12 @@ impl DataDir {
         // SQLite names its journal files `<database>-wal` and `<database>-shm`.
         remove(database.with_file_name(format!("{}-wal", file_name(&database))))?;
         remove(database.with_file_name(format!("{}-shm", file_name(&database))))?;
-        let mut index = TenantIndex { tenants: self.list_tenants()? };
+        let mut index = TenantIndex {
+            tenants: self.list_tenants()?,
+        };
         index.tenants.retain(|t| t.tenant_id != tenant);
-        let text = serde_json::to_string_pretty(&index).map_err(|e| StoreError::Decode(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&index).map_err(|e| StoreError::Decode(e.to_string()))?;
         write_atomically(&self.index_path(), text.as_bytes())?;
         drop(lock);
         remove(sidecar(&database, "lock"))
@@ -36,5 +39,7 @@ impl DataDir {
 }
 
 fn file_name(path: &std::path::Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
