@@ -1,1 +1,16 @@
-//! The benchmark suite behind cargo xtask bench: measures and writes docs/benchmarks.md.
+//! The benchmark suite behind `cargo xtask bench`: each module measures one part of the system and
+//! returns a Markdown section; `report` writes the sections into `docs/benchmarks.md`.
+
+pub mod report;
+pub mod uplift;
+
+/// Every suite `cargo xtask bench` runs, in order.
+pub const SUITES: &[&str] = &["uplift"];
+
+/// Runs one suite; `None` when the name is unknown.
+pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Option<String>> {
+    Ok(match name {
+        "uplift" => Some(uplift::run(shared_data)?),
+        _ => None,
+    })
+}
