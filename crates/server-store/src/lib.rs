@@ -5,14 +5,23 @@
 //! [`check_app_role`] + [`migrations_current`] at startup → per request or sync batch
 //! [`AppPool::begin_tenant`] → operations on [`TenantTx`] → [`TenantTx::commit`].
 
+pub mod accounts;
+pub mod bench;
+pub mod control;
 pub mod error;
 pub mod init;
 pub mod pool;
+mod rows;
+pub mod sync;
 pub mod tx;
 
+pub use accounts::{NewRefreshToken, NewUser, RefreshTokenRecord, RotateOutcome, UserCredentials};
+pub use bench::bench_raw_copy_insert;
+pub use control::NewTenant;
 pub use error::{StartupCheckError, StoreError};
 pub use init::{
     DEFAULT_ROLE_PREFIX, InitOutput, MIGRATOR, MigrationStatus, RoleNames, init_database,
 };
 pub use pool::{AppPool, ControlPool, PoolSettings, check_app_role, migrations_current};
+pub use sync::{Cursor, PullScope, PushContext, PushOutcome};
 pub use tx::{ControlTx, TenantTx};

@@ -1,0 +1,264 @@
+//! The pull feed and its cursor, which follows commit order.
+//!
+//! # Why the cursor never skips a row
+//!
+//! Every row of `change_log` carries `txid xid8 DEFAULT pg_current_xact_id()`: the id of the transaction
+//! that wrote it. Transaction ids are handed out when a transaction first writes, not when it commits, so
+//! ordering the feed by txid alone is not safe: transaction 100 may still be running while 101 commits,
+//! and a reader that returned 101 and moved its cursor past it would never see 100's rows.
+//!
+//! The pull therefore reads only rows with `txid < pg_snapshot_xmin(pg_current_snapshot())`. The
+//! snapshot's xmin is the oldest transaction still running when the statement started; every transaction
+//! below it has finished (committed or aborted), so below xmin the feed is final: no row with a smaller
+//! txid can appear later. Rows are returned in `(txid, id)` order after the cursor `(txid, id)`, and the
+//! cursor only ever advances to a returned row, or — when the page is the last — to `(xmin − 1, max)`,
+//! i.e. to the edge of the final region. A row written by a transaction that is still running is
+//! therefore held back, however long that transaction stays open, and delivered once it commits;
+//! nothing newer overtakes it because the cursor cannot pass xmin.
+//!
+//! The horizon and the rows are read in one statement, hence from one snapshot (reading the horizon in a
+//! second statement could see a commit the row query did not, and skip it).
+//!
+//! Consequences: a long-running writing transaction (anywhere in the cluster, since xids are
+//! cluster-wide) delays every pull until it ends — it never loses rows. Keep transactions short. Pulls in
+//! a transaction that has itself written see their own rows only after commit. Under Citus, each tenant
+//! lives on one shard, so its rows' txids come from one worker and compare consistently.
+//!
+//! The page's `watermark` is a txid such that the puller now holds every change below it: the horizon
+//! when the page is the last, or the last row's txid when more pages follow. Scores computed from data up
+//! to a watermark record it (`UpliftScore::data_watermark`), so a laptop can tell fresh from stale.
+//!
+//! # Scopes
+//!
+//! Admins and viewers pull everything of the tenant. Crew chiefs and field users pull tenant-wide
+//! reference data (storms, properties, scores, experiments, arm assignments, territories without a crew)
+//! plus rows scoped to their crew (territories and assignments of the crew, touches/outcomes/decisions
+//! pushed by crew members) or to themselves (assignments to the user, their own pushes). A row moved
+//! away from a crew is not retracted from that crew's laptops (a known simplification).
+
+use domain::{CrewId, Role, UserId};
+use serde_json::Value;
+use sync_protocol::{ChangeOp, Entity, FieldClocks, MAX_PULL_LIMIT, PullPage, PulledChange};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::tx::TenantTx;
+
+/// Who is pulling, which decides the rows they receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PullScope {
+    pub role: Role,
+    pub user_id: UserId,
+    pub crew_id: Option<CrewId>,
+}
+
+impl PullScope {
+    fn sees_everything(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Viewer)
+    }
+}
+
+/// A position in the feed: after the row `(txid, id)`. Its text form is opaque to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub txid: i64,
+    pub id: Uuid,
+}
+
+const CURSOR_PREFIX: &str = "c1.";
+
+impl Cursor {
+    /// Before the first row.
+    pub const START: Cursor = Cursor {
+        txid: 0,
+        id: Uuid::nil(),
+    };
+
+    pub fn encode(&self) -> String {
+        format!("{CURSOR_PREFIX}{}.{}", self.txid, self.id.simple())
+    }
+
+    /// Parses a cursor this server issued; anything else is [`StoreError::InvalidCursor`].
+    pub fn decode(text: &str) -> Result<Cursor, StoreError> {
+        let invalid = || {
+            StoreError::InvalidCursor(
+                "not a cursor this server issued; start again without one".into(),
+            )
+        };
+        let rest = text.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
+        let (txid, id) = rest.split_once('.').ok_or_else(invalid)?;
+        if txid.is_empty() || !txid.bytes().all(|b| b.is_ascii_digit()) || id.len() != 32 {
+            return Err(invalid());
+        }
+        let txid: i64 = txid.parse().map_err(|_| invalid())?;
+        let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+        Ok(Cursor { txid, id })
+    }
+}
+
+type FeedRow = (
+    i64,
+    Option<i64>,
+    Option<Uuid>,
+    Option<String>,
+    Option<Uuid>,
+    Option<String>,
+    Option<Value>,
+    Option<Value>,
+);
+
+impl TenantTx {
+    /// The next page of the feed after `cursor` (None: from the start), at most `limit` rows (clamped to
+    /// 1..=MAX_PULL_LIMIT). See the module doc for why the cursor never skips a row.
+    pub async fn pull(
+        &mut self,
+        scope: &PullScope,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<PullPage, StoreError> {
+        let after = match cursor {
+            None => Cursor::START,
+            Some(text) => Cursor::decode(text)?,
+        };
+        let limit = limit.clamp(1, MAX_PULL_LIMIT);
+        // The horizon and the rows come from the same statement, so from the same snapshot.
+        let rows: Vec<FeedRow> = sqlx::query_as(
+            "WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+             SELECT horizon.xmin::text::int8, c.txid, c.id, c.entity, c.entity_id, c.op, c.record, c.field_clocks
+               FROM horizon LEFT JOIN LATERAL (
+                    SELECT l.txid::text::int8 AS txid, l.id, l.entity, l.entity_id, l.op, l.record, l.field_clocks
+                      FROM change_log l
+                     WHERE l.tenant_id = $1
+                       AND (l.txid, l.id) > ($2::int8::text::xid8, $3::uuid)
+                       AND l.txid < horizon.xmin
+                       AND ($4 OR (l.scope_crew IS NULL AND l.scope_user IS NULL) OR l.scope_crew = $5 OR l.scope_user = $6)
+                     ORDER BY l.txid, l.id
+                     LIMIT $7) c ON true",
+        )
+        .bind(self.tenant_id.0)
+        .bind(after.txid)
+        .bind(after.id)
+        .bind(scope.sees_everything())
+        .bind(scope.crew_id.map(|c| c.0))
+        .bind(scope.user_id.0)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&mut *self.tx)
+        .await?;
+
+        let horizon = rows.first().map(|r| r.0).unwrap_or(0);
+        let mut changes = Vec::with_capacity(rows.len());
+        let mut last: Option<Cursor> = None;
+        let mut has_more = false;
+        for (_, txid, id, entity, entity_id, op, record, field_clocks) in rows {
+            let (Some(txid), Some(id), Some(entity), Some(entity_id), Some(op)) =
+                (txid, id, entity, entity_id, op)
+            else {
+                continue; // the horizon row of an empty page
+            };
+            if changes.len() == limit as usize {
+                has_more = true;
+                break;
+            }
+            let entity = Entity::parse(&entity)
+                .ok_or_else(|| StoreError::Corrupt(format!("change_log.entity '{entity}'")))?;
+            let op = ChangeOp::parse(&op)
+                .ok_or_else(|| StoreError::Corrupt(format!("change_log.op '{op}'")))?;
+            let field_clocks = field_clocks
+                .filter(|v| !v.is_null())
+                .map(serde_json::from_value::<FieldClocks>)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("change_log.field_clocks: {e}")))?;
+            changes.push(PulledChange {
+                entity,
+                entity_id,
+                op,
+                record: record.unwrap_or(Value::Null),
+                field_clocks,
+            });
+            last = Some(Cursor { txid, id });
+        }
+        let (next, watermark) = match (has_more, last) {
+            (true, Some(last)) => (last, last.txid),
+            // The last page: everything below the horizon is final and delivered, so the cursor may move
+            // to the horizon's edge (skipping rows other scopes hold, so they are not scanned again).
+            _ => {
+                let edge = Cursor {
+                    txid: horizon.saturating_sub(1),
+                    id: Uuid::max(),
+                };
+                (edge.max(after).max(last.unwrap_or(Cursor::START)), horizon)
+            }
+        };
+        Ok(PullPage {
+            changes,
+            next_cursor: next.encode(),
+            has_more,
+            watermark,
+        })
+    }
+
+    /// The tenant's data watermark now: every change with a smaller txid is committed and final.
+    /// Training records it as `data_watermark` of the scores it produces.
+    pub async fn current_watermark(&mut self) -> Result<i64, StoreError> {
+        let horizon: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
+                .fetch_one(&mut *self.tx)
+                .await?;
+        Ok(horizon)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_order_like_the_feed() {
+        let a = Cursor {
+            txid: 42,
+            id: Uuid::from_u128(7),
+        };
+        assert_eq!(Cursor::decode(&a.encode()).unwrap(), a);
+        assert_eq!(
+            Cursor::decode(&Cursor::START.encode()).unwrap(),
+            Cursor::START
+        );
+        assert!(
+            Cursor {
+                txid: 41,
+                id: Uuid::max()
+            } < a
+        );
+        assert!(
+            a < Cursor {
+                txid: 42,
+                id: Uuid::from_u128(8)
+            }
+        );
+    }
+
+    #[test]
+    fn foreign_or_altered_cursors_are_refused() {
+        let good = Cursor {
+            txid: 42,
+            id: Uuid::from_u128(7),
+        }
+        .encode();
+        let cases = [
+            String::new(),
+            "42".into(),
+            good.replace("c1.", "c2."),
+            good.replace(".42.", ".-42."),
+            good.replace(".42.", ".."),
+            format!("{good}0"),
+            "c1.99999999999999999999.00000000000000000000000000000007".into(),
+            "c1.1.' OR 1=1 --".into(),
+        ];
+        for bad in cases {
+            assert!(
+                matches!(Cursor::decode(&bad), Err(StoreError::InvalidCursor(_))),
+                "{bad}"
+            );
+        }
+    }
+}
