@@ -3,6 +3,7 @@
 
 use domain::Timestamp;
 use local_store::{Passphrase, utc_day_range};
+use zeroize::Zeroizing;
 
 use crate::error::CliError;
 
@@ -19,15 +20,7 @@ pub fn new_passphrase(prompt: &str) -> Result<Passphrase, CliError> {
     if let Ok(value) = std::env::var("STORMOPS_NEW_PASSPHRASE") {
         return Ok(Passphrase::new(value));
     }
-    let first = ask(prompt)?;
-    let second = ask("Repeat it: ")?;
-    if first != second {
-        return Err(CliError::new(
-            "cli.passphrase_mismatch",
-            "the two passphrases differ",
-        ));
-    }
-    Ok(Passphrase::new(first))
+    confirmed(prompt)
 }
 
 /// The passphrase for a new tenant file: `STORMOPS_PASSPHRASE`, else prompted twice.
@@ -35,15 +28,20 @@ pub fn creation_passphrase() -> Result<Passphrase, CliError> {
     if let Ok(value) = std::env::var("STORMOPS_PASSPHRASE") {
         return Ok(Passphrase::new(value));
     }
-    let first = ask("Passphrase for the new tenant file: ")?;
-    let second = ask("Repeat it: ")?;
+    confirmed("Passphrase for the new tenant file: ")
+}
+
+/// Asks twice; the copies are wiped from memory when dropped.
+fn confirmed(prompt: &str) -> Result<Passphrase, CliError> {
+    let first = Zeroizing::new(ask(prompt)?);
+    let second = Zeroizing::new(ask("Repeat it: ")?);
     if first != second {
         return Err(CliError::new(
             "cli.passphrase_mismatch",
             "the two passphrases differ",
         ));
     }
-    Ok(Passphrase::new(first))
+    Ok(Passphrase::new(first.as_str()))
 }
 
 fn ask(prompt: &str) -> Result<String, CliError> {

@@ -29,7 +29,9 @@ pub fn run(cli: Cli) -> Result<Report, CliError> {
         Command::Passphrase(_) => keys::change_passphrase(&context),
         Command::Rekey => keys::rekey(&context),
         Command::User(command) => keys::user(&context, command),
-        Command::Recover { recovery_key } => keys::recover(&context, &recovery_key),
+        Command::Recover { recovery_key } => {
+            keys::recover(&context, &zeroize::Zeroizing::new(recovery_key))
+        }
         Command::Storm(command) => records::storm(&context, command),
         Command::Property(command) => records::property(&context, command),
         Command::Journey(command) => records::journey(&context, command),
