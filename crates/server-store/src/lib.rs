@@ -10,6 +10,7 @@ pub mod bench;
 pub mod control;
 pub mod error;
 pub mod init;
+mod operator_access;
 pub mod pool;
 mod rows;
 pub mod sync;

@@ -18,7 +18,7 @@ pub struct TenantTx {
 
 /// The statement that opens a tenant transaction. The id is a typed UUID whose text form is hex and
 /// hyphens only, so splicing it is safe; one simple-query round trip carries both statements.
-fn begin_statement(tenant_id: TenantId) -> String {
+pub(crate) fn begin_statement(tenant_id: TenantId) -> String {
     format!(
         "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
         tenant_id.0.hyphenated()

@@ -205,12 +205,17 @@ pub(crate) async fn plan_writes(
     for write in writes {
         let slot = match slots.get_mut(&write.id) {
             Some(slot) => slot,
-            None if write.may_create => slots.entry(write.id).or_insert(Slot {
-                record: Map::new(),
-                clocks: FieldClocks::new(),
-                existed: false,
-                dirty: false,
-            }),
+            None if write.may_create => {
+                // A new record starts with its id only: the id is the key, never a merged field.
+                let mut record = Map::new();
+                record.insert("id".into(), Value::String(write.id.to_string()));
+                slots.entry(write.id).or_insert(Slot {
+                    record,
+                    clocks: FieldClocks::new(),
+                    existed: false,
+                    dirty: false,
+                })
+            }
             None => {
                 refused.push((write.index, MutableWriteError::UnknownRecord));
                 continue;

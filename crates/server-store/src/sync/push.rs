@@ -518,8 +518,11 @@ impl TenantTx {
                         ),
                     ));
                 }
+                // An unknown storm is reported below as a foreign reference, not as a mismatch.
                 Some(actual)
-                    if claimed_storm.is_some() && actual.is_some() && actual != claimed_storm =>
+                    if claimed_storm.is_some_and(|s| storms.contains(&s))
+                        && actual.is_some()
+                        && actual != claimed_storm =>
                 {
                     reported.insert(*i);
                     refused.push((
