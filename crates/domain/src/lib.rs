@@ -13,4 +13,4 @@ pub use enums::*;
 pub use ids::*;
 pub use records::*;
 pub use time::{Cents, Timestamp};
-pub use validation::{Validate, ValidationError, ValidationErrorCode};
+pub use validation::{Validate, ValidationError, ValidationErrorCode, slugify};

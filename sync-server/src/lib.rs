@@ -1,0 +1,16 @@
+//! The StormOps sync server as a library: the router (`app::router`), its handlers, auth, metrics, the
+//! OpenAPI document and the operator commands. `main.rs` only parses the command line.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod operator;
+pub mod provisioning;
+pub mod routes;
+pub mod serve;
+pub mod state;

@@ -1,0 +1,5 @@
+//! HTTP handlers by area. Each handler parses, authorises, calls the store in one transaction, answers.
+
+pub mod auth;
+pub mod health;
+pub mod sync;

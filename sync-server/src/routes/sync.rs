@@ -1,0 +1,234 @@
+//! Sync: push a batch of outbox changes (one transaction, all or nothing, idempotent per change id)
+//! and pull pages of changes after a commit-ordered cursor. Structural mistakes answer 4xx before any
+//! database work; a refused change rolls the whole batch back and answers 422 with the refused receipts.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use domain::{Hlc, Role};
+use server_store::{PullScope, PushContext, PushOutcome};
+use sync_protocol::{
+    ErrorCode, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PullPage, PullRequest, PushRequest, PushResponse,
+    ReceiptStatus, RefusedBatch,
+};
+
+use crate::auth::identity::Identity;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::metrics::Metrics;
+use crate::routes::auth::audit;
+use crate::state::{AppState, now_ms};
+
+/// Roles that may push field data.
+const WRITERS: &[Role] = &[Role::Admin, Role::CrewChief, Role::FieldUser];
+
+/// Checks what needs no database: batch size, origin device, clock skew.
+fn check_batch(
+    identity: &Identity,
+    request: &PushRequest,
+    now: i64,
+    max_skew_ms: u64,
+) -> Result<(), ApiError> {
+    if request.changes.len() > MAX_PUSH_CHANGES {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "a push holds at most {MAX_PUSH_CHANGES} changes; this one has {}",
+                request.changes.len()
+            ),
+        )
+        .with_details(serde_json::json!({ "max_changes": MAX_PUSH_CHANGES })));
+    }
+    let limit = u64::try_from(now).unwrap_or(0).saturating_add(max_skew_ms);
+    for change in &request.changes {
+        if change.device_id != identity.0.device_id {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "change {} names device {}, but this session is device {}",
+                    change.id, change.device_id, identity.0.device_id
+                ),
+            ));
+        }
+        if change.hlc.wall_ms > limit {
+            return Err(ApiError::new(
+                ErrorCode::ClockSkew,
+                format!(
+                    "change {} is stamped {} ms ahead of the server's clock (at most {max_skew_ms} ms allowed): check this laptop's date and time",
+                    change.id,
+                    change.hlc.wall_ms - u64::try_from(now).unwrap_or(0)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The server's clock reading after a batch: after every change in it, so the laptop's clock follows.
+fn server_clock(request: &PushRequest, now: i64) -> Hlc {
+    let latest = request
+        .changes
+        .iter()
+        .map(|c| c.hlc)
+        .max()
+        .unwrap_or_default();
+    let now = u64::try_from(now).unwrap_or(0);
+    if latest.wall_ms >= now {
+        Hlc::new(latest.wall_ms, latest.counter.saturating_add(1), 0)
+    } else {
+        Hlc::new(now, 0, 0)
+    }
+}
+
+/// `POST /v1/sync/push`.
+pub async fn push(
+    State(state): State<AppState>,
+    identity: Identity,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    identity.require_role(WRITERS, "push changes")?;
+    let now = now_ms();
+    check_batch(&identity, &request, now, state.settings.max_clock_skew_ms)?;
+    let mut tx = identity.begin(&state).await?;
+    let ctx = PushContext {
+        user_id: identity.0.user_id,
+        device_id: identity.0.device_id,
+        role: identity.0.role,
+        crew_id: identity.0.crew_id,
+        now_ms: now,
+    };
+    match tx.apply_push(&ctx, &request.changes).await? {
+        PushOutcome::Applied(receipts) => {
+            let accepted = receipts
+                .iter()
+                .filter(|r| r.status == ReceiptStatus::Accepted)
+                .count();
+            let duplicates = receipts.len() - accepted;
+            audit(
+                &mut tx,
+                Some(identity.0.user_id),
+                Some(identity.0.device_id),
+                "sync.push",
+                format!("changes:{accepted}+{duplicates}dup"),
+                &headers,
+            )
+            .await?;
+            tx.commit().await?;
+            Metrics::add(&state.metrics.changes_accepted, accepted as u64);
+            Metrics::add(&state.metrics.changes_duplicate, duplicates as u64);
+            Ok(Json(PushResponse {
+                receipts,
+                server_hlc: server_clock(&request, now),
+            }))
+        }
+        PushOutcome::Refused(refused) => {
+            tx.rollback().await?;
+            Metrics::add(&state.metrics.changes_refused, refused.len() as u64);
+            let message = format!(
+                "{} of {} changes were refused, so nothing of this batch was applied; the refused ones are listed — send the others again",
+                refused.len(),
+                request.changes.len()
+            );
+            let details = serde_json::to_value(RefusedBatch { refused }).unwrap_or_default();
+            Err(ApiError::new(ErrorCode::BatchRefused, message).with_details(details))
+        }
+    }
+}
+
+/// `POST /v1/sync/pull`.
+pub async fn pull(
+    State(state): State<AppState>,
+    identity: Identity,
+    ApiJson(request): ApiJson<PullRequest>,
+) -> Result<Json<PullPage>, ApiError> {
+    let limit = request
+        .limit
+        .unwrap_or(MAX_PULL_LIMIT)
+        .clamp(1, MAX_PULL_LIMIT);
+    let mut tx = identity.begin(&state).await?;
+    let scope = PullScope {
+        role: identity.0.role,
+        user_id: identity.0.user_id,
+        crew_id: identity.0.crew_id,
+    };
+    let page = tx.pull(&scope, request.cursor.as_deref(), limit).await?;
+    tx.commit().await?;
+    Metrics::add(&state.metrics.rows_pulled, page.changes.len() as u64);
+    Ok(Json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{ChangeId, DeviceId, TenantId, UserId};
+    use sync_protocol::{Change, ChangeOp, Entity};
+
+    fn identity(device: DeviceId) -> Identity {
+        Identity(crate::auth::token::Claims {
+            tenant_id: TenantId::generate(),
+            user_id: UserId::generate(),
+            device_id: device,
+            role: Role::FieldUser,
+            crew_id: None,
+            issued_at_ms: 0,
+            expires_at_ms: i64::MAX,
+        })
+    }
+
+    fn change(device: DeviceId, wall_ms: u64) -> Change {
+        Change {
+            id: ChangeId::generate(),
+            hlc: Hlc::new(wall_ms, 0, 1),
+            device_id: device,
+            entity: Entity::JourneyTouch,
+            entity_id: uuid::Uuid::now_v7(),
+            op: ChangeOp::Insert,
+            payload: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn batches_are_checked_before_the_database() {
+        let device = DeviceId::generate();
+        let id = identity(device);
+        let now = 1_800_000_000_000;
+        let ok = PushRequest {
+            changes: vec![change(device, now as u64)],
+        };
+        assert!(check_batch(&id, &ok, now, 60_000).is_ok());
+        let ahead = PushRequest {
+            changes: vec![change(device, now as u64 + 120_000)],
+        };
+        assert_eq!(
+            check_batch(&id, &ahead, now, 60_000).unwrap_err().code,
+            ErrorCode::ClockSkew
+        );
+        let foreign = PushRequest {
+            changes: vec![change(DeviceId::generate(), now as u64)],
+        };
+        assert_eq!(
+            check_batch(&id, &foreign, now, 60_000).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        let big = PushRequest {
+            changes: (0..=MAX_PUSH_CHANGES)
+                .map(|_| change(device, now as u64))
+                .collect(),
+        };
+        assert_eq!(
+            check_batch(&id, &big, now, 60_000).unwrap_err().code,
+            ErrorCode::BatchTooLarge
+        );
+    }
+
+    #[test]
+    fn the_server_clock_follows_the_batch() {
+        let device = DeviceId::generate();
+        let request = PushRequest {
+            changes: vec![change(device, 5_000)],
+        };
+        assert_eq!(server_clock(&request, 1_000), Hlc::new(5_000, 1, 0));
+        assert_eq!(server_clock(&request, 9_000), Hlc::new(9_000, 0, 0));
+    }
+}

@@ -1,0 +1,43 @@
+//! What every handler shares: the two database pools, the token key, metrics, and server settings.
+
+use std::sync::Arc;
+
+use server_store::{AppPool, ControlPool};
+
+use crate::auth::token::TokenKey;
+use crate::metrics::Metrics;
+
+/// Shared server state (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The application role's pool: every tenant query, under row-level security.
+    pub app: AppPool,
+    /// The control-plane role's pool: slug lookup at login, operator tasks.
+    pub control: ControlPool,
+    pub tokens: Arc<TokenKey>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<ServerSettings>,
+}
+
+/// Tunables with production defaults; tests shorten them.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub access_ttl_ms: i64,
+    pub refresh_ttl_ms: i64,
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl_ms: crate::auth::token::ACCESS_TTL_MS,
+            refresh_ttl_ms: crate::auth::token::REFRESH_TTL_MS,
+            max_clock_skew_ms: sync_protocol::MAX_CLOCK_SKEW_MS,
+        }
+    }
+}
+
+/// The server's wall clock in Unix milliseconds (read at the edge, passed into logic).
+pub fn now_ms() -> i64 {
+    domain::Timestamp::now().millis()
+}
