@@ -136,7 +136,7 @@ async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Val
             let tenants = crate::provisioning::list_tenants(&control.control_database_url).await?;
             let mut text = format!("{:<38} {:<24} {:<12} {:<10} name", "id", "slug", "plan", "status");
             for t in &tenants {
-                text.push_str(&format!("\n{:<38} {:<24} {:<12} {:<10} {}", t.id, t.slug, t.plan, t.status, t.name));
+                text.push_str(&format!("\n{:<38} {:<24} {:<12} {:<10} {}", t.id.to_string(), t.slug, t.plan.as_str(), t.status.as_str(), t.name));
             }
             if json {
                 return Ok(Some(json!({ "tenants": tenants })));

@@ -12,7 +12,10 @@ use std::process::Command;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("help", &[]));
+    let (command, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
     match command {
         "test" => test(rest),
         "demo" => demo::run(rest),
@@ -37,14 +40,20 @@ fn print_help() {
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Runs a command in the workspace root, failing with the command line when it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let line = format!("{cmd:?}");
     eprintln!("$ {line}");
-    let status = cmd.current_dir(workspace_root()).status().with_context(|| format!("could not start {line}"))?;
+    let status = cmd
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("could not start {line}"))?;
     if !status.success() {
         bail!("{line} failed with {status}");
     }
@@ -59,9 +68,17 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     system::ensure_test_packages()?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    run(cargo().args(["fmt", "--all", "--", "--check"])).context("formatting differs: run `cargo fmt --all`")?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")?;
     tidy::run(&workspace_root(), false)?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     if ci {
@@ -79,7 +96,17 @@ fn test(args: &[String]) -> anyhow::Result<()> {
 fn bench(args: &[String]) -> anyhow::Result<()> {
     system::ensure_test_packages()?;
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--locked", "-p", "benchmarks", "--bin", "stormops-bench", "--"]).args(args);
+    cmd.args([
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "benchmarks",
+        "--bin",
+        "stormops-bench",
+        "--",
+    ])
+    .args(args);
     for (key, value) in system::test_environment()? {
         cmd.env(key, value);
     }

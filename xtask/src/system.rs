@@ -15,27 +15,49 @@ struct Requirement {
 
 fn any_postgres_bin(name: &str) -> bool {
     std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| dirs.flatten().any(|d| d.path().join("bin").join(name).exists()))
+        .map(|dirs| {
+            dirs.flatten()
+                .any(|d| d.path().join("bin").join(name).exists())
+        })
         .unwrap_or(false)
 }
 
 fn has_command(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
 }
 
 const TEST_REQUIREMENTS: &[Requirement] = &[
     // A private PostgreSQL cluster for tests when none runs (initdb, pg_ctl).
-    Requirement { package: "postgresql", present: || any_postgres_bin("initdb") && any_postgres_bin("pg_ctl") },
+    Requirement {
+        package: "postgresql",
+        present: || any_postgres_bin("initdb") && any_postgres_bin("pg_ctl"),
+    },
     // Building SQLCipher with its vendored OpenSSL.
-    Requirement { package: "build-essential", present: || has_command("cc") && has_command("make") },
-    Requirement { package: "perl", present: || has_command("perl") },
-    Requirement { package: "pkg-config", present: || has_command("pkg-config") },
+    Requirement {
+        package: "build-essential",
+        present: || has_command("cc") && has_command("make"),
+    },
+    Requirement {
+        package: "perl",
+        present: || has_command("perl"),
+    },
+    Requirement {
+        package: "pkg-config",
+        present: || has_command("pkg-config"),
+    },
     // A Python venv for the independent SQLCipher reader used by the recovery-key test.
-    Requirement { package: "python3-venv", present: || python_venv_works() },
+    Requirement {
+        package: "python3-venv",
+        present: || python_venv_works(),
+    },
 ];
 
 fn python_venv_works() -> bool {
-    Command::new("python3").args(["-c", "import venv, ensurepip"]).output().is_ok_and(|o| o.status.success())
+    Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Installs what `cargo xtask test` needs.
@@ -44,7 +66,11 @@ pub fn ensure_test_packages() -> anyhow::Result<()> {
 }
 
 fn ensure(requirements: &[Requirement]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = requirements.iter().filter(|r| !(r.present)()).map(|r| r.package).collect();
+    let missing: Vec<&str> = requirements
+        .iter()
+        .filter(|r| !(r.present)())
+        .map(|r| r.package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -52,7 +78,10 @@ fn ensure(requirements: &[Requirement]) -> anyhow::Result<()> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn is_debian() -> bool {
@@ -61,9 +90,15 @@ fn is_debian() -> bool {
 
 /// Installs Debian packages, retrying once after `apt-get -f install` when an archive was missing.
 pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
-    let command = format!("apt-get update && apt-get install -y {}", packages.join(" "));
+    let command = format!(
+        "apt-get update && apt-get install -y {}",
+        packages.join(" ")
+    );
     if !is_debian() || !is_root() {
-        bail!("missing system packages: {}. Install them with:\n  sudo sh -c '{command}'", packages.join(", "));
+        bail!(
+            "missing system packages: {}. Install them with:\n  sudo sh -c '{command}'",
+            packages.join(", ")
+        );
     }
     eprintln!("installing system packages: {}", packages.join(" "));
     let apt = |args: &[&str]| -> anyhow::Result<bool> {
@@ -102,17 +137,32 @@ pub fn test_environment() -> anyhow::Result<Vec<(String, String)>> {
 pub fn sqlcipher_python() -> anyhow::Result<Option<String>> {
     let venv = crate::workspace_root().join("target/sqlcipher-venv");
     let python = venv.join("bin/python");
-    let works = |p: &Path| Command::new(p).args(["-c", "import sqlcipher3"]).output().is_ok_and(|o| o.status.success());
+    let works = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import sqlcipher3"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if python.exists() && works(&python) {
         return Ok(Some(python.display().to_string()));
     }
-    let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success());
+    let created = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
     if !created {
         eprintln!("note: could not create a Python venv at {}", venv.display());
         return Ok(None);
     }
     let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "--disable-pip-version-check", "sqlcipher3-binary"])
+        .args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "sqlcipher3-binary",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if installed && works(&python) {

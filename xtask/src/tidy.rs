@@ -8,23 +8,47 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Directories holding our Rust code.
-const CODE_DIRS: &[&str] = &["crates", "xtask", "sync-server", "src-tauri/src", "tests", "fuzz/fuzz_targets"];
+const CODE_DIRS: &[&str] = &[
+    "crates",
+    "xtask",
+    "sync-server",
+    "src-tauri/src",
+    "tests",
+    "fuzz/fuzz_targets",
+];
 /// Crates that must do no IO: no IO libraries among their dependencies, no filesystem or network use.
 const IO_FREE_CRATES: &[&str] = &["crates/domain", "crates/sync-protocol", "crates/uplift"];
-const IO_LIBRARIES: &[&str] = &["rusqlite", "sqlx", "reqwest", "tokio", "axum", "hyper", "tauri", "csv", "flate2"];
-const IO_MODULES: &[&str] = &["std::fs", "std::net", "std::process", "std::env::var", "File::open"];
+const IO_LIBRARIES: &[&str] = &[
+    "rusqlite", "sqlx", "reqwest", "tokio", "axum", "hyper", "tauri", "csv", "flate2",
+];
+const IO_MODULES: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::env::var",
+    "File::open",
+];
 const VAGUE_NAMES: &[&str] = &["utils", "util", "common", "manager", "helpers", "misc"];
 
 fn rust_files(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut stack: Vec<PathBuf> = CODE_DIRS.iter().map(|d| root.join(d)).filter(|p| p.exists()).collect();
+    let mut stack: Vec<PathBuf> = CODE_DIRS
+        .iter()
+        .map(|d| root.join(d))
+        .filter(|p| p.exists())
+        .collect();
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() {
-                if !matches!(name.as_str(), "target" | "node_modules" | "gen" | "corpus" | "artifacts") {
+                if !matches!(
+                    name.as_str(),
+                    "target" | "node_modules" | "gen" | "corpus" | "artifacts"
+                ) {
                     stack.push(path);
                 }
             } else if name.ends_with(".rs") {
@@ -50,7 +74,12 @@ fn migration_files(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for side in ["local", "server"] {
         if let Ok(entries) = fs::read_dir(root.join("migrations").join(side)) {
-            files.extend(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "sql")));
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "sql")),
+            );
         }
     }
     files.sort();
@@ -61,28 +90,50 @@ fn migration_files(root: &Path) -> Vec<PathBuf> {
 pub fn problems(root: &Path, bless: bool) -> anyhow::Result<Vec<String>> {
     let mut found = Vec::new();
     for file in rust_files(root) {
-        let rel = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+        let rel = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         let text = fs::read_to_string(&file).with_context(|| format!("reading {rel}"))?;
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         if !first.starts_with("//!") {
-            found.push(format!("{rel}: the first line must be a `//!` line saying what the module is for"));
+            found.push(format!(
+                "{rel}: the first line must be a `//!` line saying what the module is for"
+            ));
         }
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             // The needles are assembled so this file does not match itself.
-            if [concat!("todo", "!("), concat!("unimplemented", "!(")].iter().any(|stub| code.contains(stub)) {
-                found.push(format!("{rel}:{}: a stub (todo!/unimplemented!) is not a feature", n + 1));
+            if [concat!("todo", "!("), concat!("unimplemented", "!(")]
+                .iter()
+                .any(|stub| code.contains(stub))
+            {
+                found.push(format!(
+                    "{rel}:{}: a stub (todo!/unimplemented!) is not a feature",
+                    n + 1
+                ));
             }
         }
-        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if VAGUE_NAMES.contains(&stem.as_str()) {
-            found.push(format!("{rel}: '{stem}' says nothing; name the module after what it does"));
+            found.push(format!(
+                "{rel}: '{stem}' says nothing; name the module after what it does"
+            ));
         }
         for krate in IO_FREE_CRATES {
             if rel.starts_with(&format!("{krate}/src")) {
                 for module in IO_MODULES {
-                    if text.lines().any(|l| !l.trim_start().starts_with("//") && l.contains(module)) {
-                        found.push(format!("{rel}: {krate} does no IO, but this file uses {module}"));
+                    if text
+                        .lines()
+                        .any(|l| !l.trim_start().starts_with("//") && l.contains(module))
+                    {
+                        found.push(format!(
+                            "{rel}: {krate} does no IO, but this file uses {module}"
+                        ));
                     }
                 }
             }
@@ -90,21 +141,42 @@ pub fn problems(root: &Path, bless: bool) -> anyhow::Result<Vec<String>> {
     }
     for krate in IO_FREE_CRATES {
         let manifest = root.join(krate).join("Cargo.toml");
-        let Ok(text) = fs::read_to_string(&manifest) else { continue };
-        let deps = text.split("[dependencies]").nth(1).map(|s| s.split("\n[").next().unwrap_or("")).unwrap_or("");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let deps = text
+            .split("[dependencies]")
+            .nth(1)
+            .map(|s| s.split("\n[").next().unwrap_or(""))
+            .unwrap_or("");
         for lib in IO_LIBRARIES {
-            if deps.lines().any(|l| l.trim_start().starts_with(&format!("{lib} ")) || l.trim_start().starts_with(&format!("{lib}."))) {
-                found.push(format!("{krate}/Cargo.toml: {krate} does no IO, but depends on {lib}"));
+            if deps.lines().any(|l| {
+                l.trim_start().starts_with(&format!("{lib} "))
+                    || l.trim_start().starts_with(&format!("{lib}."))
+            }) {
+                found.push(format!(
+                    "{krate}/Cargo.toml: {krate} does no IO, but depends on {lib}"
+                ));
             }
         }
     }
     let architecture = fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap_or_default();
-    for manifest in ["crates", "."].iter().flat_map(|d| fs::read_dir(root.join(d)).into_iter().flatten().flatten()) {
+    for manifest in ["crates", "."]
+        .iter()
+        .flat_map(|d| fs::read_dir(root.join(d)).into_iter().flatten().flatten())
+    {
         let dir = manifest.path();
         if dir.join("Cargo.toml").exists() && dir != root {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if !architecture.contains(&format!("### `crates/{name}`")) && !architecture.contains(&format!("### `{name}`")) {
-                found.push(format!("ARCHITECTURE.md: the code map does not mention `{name}`"));
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !architecture.contains(&format!("### `crates/{name}`"))
+                && !architecture.contains(&format!("### `{name}`"))
+            {
+                found.push(format!(
+                    "ARCHITECTURE.md: the code map does not mention `{name}`"
+                ));
             }
         }
     }
@@ -118,12 +190,19 @@ fn check_migrations(root: &Path, bless: bool) -> anyhow::Result<Vec<String>> {
     let recorded: Vec<(String, String)> = ledger
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once(' ').map(|(h, p)| (p.trim().to_owned(), h.to_owned())))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(h, p)| (p.trim().to_owned(), h.to_owned()))
+        })
         .collect();
     let mut found = Vec::new();
     let mut current = Vec::new();
     for file in migration_files(root) {
-        let rel = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+        let rel = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         current.push((rel.clone(), fingerprint(&fs::read(&file)?)));
     }
     for (path, hash) in &recorded {
@@ -135,7 +214,10 @@ fn check_migrations(root: &Path, bless: bool) -> anyhow::Result<Vec<String>> {
             Some(_) => {}
         }
     }
-    let new: Vec<&(String, String)> = current.iter().filter(|(p, _)| !recorded.iter().any(|(r, _)| r == p)).collect();
+    let new: Vec<&(String, String)> = current
+        .iter()
+        .filter(|(p, _)| !recorded.iter().any(|(r, _)| r == p))
+        .collect();
     if bless && !new.is_empty() {
         let mut text = if ledger.is_empty() {
             "# Checksums of migrations as committed. Migrations are append-only: never edit or remove a line.\n# New migrations are recorded with `cargo xtask tidy --bless`.\n".to_owned()
@@ -148,7 +230,9 @@ fn check_migrations(root: &Path, bless: bool) -> anyhow::Result<Vec<String>> {
         fs::write(&ledger_path, text)?;
     } else {
         for (path, _) in new {
-            found.push(format!("{path}: a new migration is not recorded; run `cargo xtask tidy --bless` and commit"));
+            found.push(format!(
+                "{path}: a new migration is not recorded; run `cargo xtask tidy --bless` and commit"
+            ));
         }
     }
     Ok(found)
@@ -173,7 +257,10 @@ mod tests {
 
     #[test]
     fn fingerprint_notices_an_edit() {
-        assert_ne!(fingerprint(b"create table a (x int);"), fingerprint(b"create table a (x bigint);"));
+        assert_ne!(
+            fingerprint(b"create table a (x int);"),
+            fingerprint(b"create table a (x bigint);")
+        );
         assert_eq!(fingerprint(b""), "cbf29ce484222325");
     }
 
@@ -182,12 +269,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         fs::create_dir_all(root.join("migrations/local")).expect("mkdir");
-        fs::write(root.join("migrations/local/0001_a.sql"), "create table a (x int);").expect("write");
+        fs::write(
+            root.join("migrations/local/0001_a.sql"),
+            "create table a (x int);",
+        )
+        .expect("write");
         let unrecorded = check_migrations(root, false).expect("check");
         assert!(unrecorded[0].contains("not recorded"), "{unrecorded:?}");
         assert!(check_migrations(root, true).expect("bless").is_empty());
         assert!(check_migrations(root, false).expect("check").is_empty());
-        fs::write(root.join("migrations/local/0001_a.sql"), "create table a (x bigint);").expect("write");
+        fs::write(
+            root.join("migrations/local/0001_a.sql"),
+            "create table a (x bigint);",
+        )
+        .expect("write");
         let edited = check_migrations(root, false).expect("check");
         assert!(edited[0].contains("was edited"), "{edited:?}");
         fs::remove_file(root.join("migrations/local/0001_a.sql")).expect("rm");

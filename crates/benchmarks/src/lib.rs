@@ -2,15 +2,17 @@
 //! returns a Markdown section; `report` writes the sections into `docs/benchmarks.md`.
 
 pub mod report;
+pub mod store;
 pub mod uplift;
 
 /// Every suite `cargo xtask bench` runs, in order.
-pub const SUITES: &[&str] = &["uplift"];
+pub const SUITES: &[&str] = &["uplift", "store"];
 
 /// Runs one suite; `None` when the name is unknown.
 pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Option<String>> {
     Ok(match name {
         "uplift" => Some(uplift::run(shared_data)?),
+        "store" => Some(store::run()?),
         _ => None,
     })
 }

@@ -7,7 +7,10 @@ use std::path::Path;
 const HEADER: &str = "# Benchmarks\n\nEvery figure here is written by `cargo xtask bench` (or `cargo xtask bench SUITE`) on the machine that ran it; each section says when and on what. References (plain SQLite, raw PostgreSQL, the previous figure) are measured in the same run.\n";
 
 fn markers(suite: &str) -> (String, String) {
-    (format!("<!-- bench:{suite}:start -->"), format!("<!-- bench:{suite}:end -->"))
+    (
+        format!("<!-- bench:{suite}:start -->"),
+        format!("<!-- bench:{suite}:end -->"),
+    )
 }
 
 /// Replaces (or appends) the section of `suite` in the report at `path`.
@@ -16,7 +19,12 @@ pub fn write_section(path: &Path, suite: &str, body: &str) -> std::io::Result<()
     let (start, end) = markers(suite);
     let section = format!("{start}\n{}\n{end}", body.trim_end());
     let updated = match (existing.find(&start), existing.find(&end)) {
-        (Some(s), Some(e)) if e > s => format!("{}{}{}", &existing[..s], section, &existing[e + end.len()..]),
+        (Some(s), Some(e)) if e > s => format!(
+            "{}{}{}",
+            &existing[..s],
+            section,
+            &existing[e + end.len()..]
+        ),
         _ => format!("{}\n{}\n", existing.trim_end(), section),
     };
     if let Some(dir) = path.parent() {
@@ -36,12 +44,21 @@ pub fn previous_section(path: &Path, suite: &str) -> Option<String> {
 
 /// A one-line description of the machine, for each section's heading.
 pub fn machine_line() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format!("{cores} cores, {cpu}; measured at Unix time {secs}")
 }
 
@@ -61,6 +78,9 @@ mod tests {
         assert!(text.contains("store v2") && !text.contains("store v1"));
         assert!(text.contains("uplift v1"));
         assert!(text.find("store v2") < text.find("uplift v1"));
-        assert_eq!(previous_section(&path, "uplift").unwrap().trim(), "uplift v1");
+        assert_eq!(
+            previous_section(&path, "uplift").unwrap().trim(),
+            "uplift v1"
+        );
     }
 }
