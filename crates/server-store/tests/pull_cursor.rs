@@ -1,0 +1,302 @@
+//! The pull feed against real PostgreSQL: a cursor that follows commit order (a transaction holding an
+//! older txid open is never overtaken), a randomized concurrent version, scopes, tombstones, bad cursors.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::*;
+use domain::*;
+use rand::Rng;
+use server_store::{PushOutcome, StoreError};
+use sync_protocol::{ChangeOp, Entity};
+
+fn ids_of(changes: &[sync_protocol::PulledChange], entity: Entity) -> Vec<uuid::Uuid> {
+    changes
+        .iter()
+        .filter(|c| c.entity == entity)
+        .map(|c| c.entity_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_row_committed_late_by_an_older_transaction_is_held_back_then_delivered() {
+    let h = setup().await;
+    let t = provision(&h, "acme", 2).await;
+    let admin = t.scope(Role::Admin);
+    let (_, start, _) = pull_until(&h, &t, &admin, None, 0).await;
+
+    // The older transaction writes first (smaller txid) and stays open.
+    let early = t.touch(0, "early");
+    let mut held = h.app.begin_tenant(t.id).await.unwrap();
+    let out = held
+        .apply_push(&t.ctx(Role::FieldUser), &[t.touch_change(&early)])
+        .await
+        .unwrap();
+    assert!(matches!(out, PushOutcome::Applied(_)));
+    // A later transaction writes and commits.
+    let late = t.touch(1, "late");
+    assert!(matches!(
+        push(&h, &t, Role::FieldUser, &[t.touch_change(&late)]).await,
+        PushOutcome::Applied(_)
+    ));
+
+    // While the older one is open, nothing at or past its txid is delivered and the cursor stays behind.
+    let mut cursor = start.clone();
+    for _ in 0..5 {
+        let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+        let page = tx.pull(&admin, Some(&cursor), 100).await.unwrap();
+        drop(tx);
+        assert!(
+            !ids_of(&page.changes, Entity::JourneyTouch).contains(&late.id.0),
+            "the later commit overtook an open older transaction"
+        );
+        assert!(
+            !ids_of(&page.changes, Entity::JourneyTouch).contains(&early.id.0),
+            "uncommitted row delivered"
+        );
+        cursor = page.next_cursor;
+    }
+    held.commit().await.unwrap();
+
+    // After the commit both arrive, the older first.
+    let (changes, _, _) = pull_until(&h, &t, &admin, Some(cursor), 2).await;
+    let touches = ids_of(&changes, Entity::JourneyTouch);
+    assert_eq!(touches, vec![early.id.0, late.id.0]);
+    h.teardown().await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_and_a_reader_never_lose_or_repeat_a_row() {
+    let h = Arc::new(
+        setup_with(server_store::PoolSettings {
+            max_connections: 12,
+            ..Default::default()
+        })
+        .await,
+    );
+    let t = Arc::new(provision(&h, "acme", 10).await);
+    let admin = t.scope(Role::Admin);
+    let (_, start, _) = pull_until(&h, &t, &admin, None, 0).await;
+
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let (h, t) = (h.clone(), t.clone());
+        writers.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            for round in 0..8 {
+                let (batch, hold_ms, abort) = {
+                    let mut rng = rand::thread_rng();
+                    let n = rng.gen_range(1..5);
+                    let batch: Vec<JourneyTouch> =
+                        (0..n).map(|i| t.touch((w + i + round) % 10, "c")).collect();
+                    (batch, rng.gen_range(0..15u64), rng.gen_bool(0.2))
+                };
+                let changes: Vec<_> = batch.iter().map(|b| t.touch_change(b)).collect();
+                let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+                let out = tx
+                    .apply_push(&t.ctx(Role::FieldUser), &changes)
+                    .await
+                    .unwrap();
+                assert!(matches!(out, PushOutcome::Applied(_)));
+                // Hold the transaction open a random while so commits interleave out of txid order.
+                tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+                if abort {
+                    tx.rollback().await.unwrap();
+                } else {
+                    tx.commit().await.unwrap();
+                    committed.extend(batch.iter().map(|b| b.id.0));
+                }
+            }
+            committed
+        }));
+    }
+    // The reader pulls small pages all the while.
+    let reader = {
+        let (h, t) = (h.clone(), t.clone());
+        let admin = admin;
+        tokio::spawn(async move {
+            let mut cursor = start;
+            let mut seen = Vec::new();
+            for _ in 0..60 {
+                let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+                let page = tx.pull(&admin, Some(&cursor), 3).await.unwrap();
+                drop(tx);
+                seen.extend(ids_of(&page.changes, Entity::JourneyTouch));
+                cursor = page.next_cursor;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            (seen, cursor)
+        })
+    };
+    let mut committed = HashSet::new();
+    for w in writers {
+        committed.extend(w.await.unwrap());
+    }
+    let (mut seen, cursor) = reader.await.unwrap();
+    let remaining = committed.len().saturating_sub(seen.len());
+    let (rest, _, _) = pull_until(&h, &t, &admin, Some(cursor), remaining).await;
+    seen.extend(ids_of(&rest, Entity::JourneyTouch));
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a row was delivered twice");
+    assert_eq!(
+        unique, committed,
+        "delivered rows differ from committed rows (lost, or rolled back ones delivered)"
+    );
+    h.db.drop_database().await.ok();
+}
+
+#[tokio::test]
+async fn scopes_follow_crews_and_users_and_tombstones_reach_the_crew() {
+    let h = setup().await;
+    let t = provision(&h, "acme", 3).await;
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    let territory_a = Territory {
+        id: TerritoryId::generate(),
+        storm_id: t.storm,
+        name: "North".into(),
+        crew_id: Some(t.crew),
+    };
+    let territory_b = Territory {
+        id: TerritoryId::generate(),
+        storm_id: t.storm,
+        name: "South".into(),
+        crew_id: Some(t.other_crew),
+    };
+    tx.upsert_territories(&[territory_a.clone(), territory_b.clone()], hlc(1), NOW)
+        .await
+        .unwrap();
+    let to_crew_a = Assignment {
+        id: AssignmentId::generate(),
+        storm_id: t.storm,
+        property_id: t.properties[0],
+        territory_id: Some(territory_a.id),
+        crew_id: None,
+        user_id: None,
+    };
+    let to_crew_b = Assignment {
+        id: AssignmentId::generate(),
+        storm_id: t.storm,
+        property_id: t.properties[1],
+        territory_id: None,
+        crew_id: Some(t.other_crew),
+        user_id: None,
+    };
+    let to_field_user = Assignment {
+        id: AssignmentId::generate(),
+        storm_id: t.storm,
+        property_id: t.properties[2],
+        territory_id: None,
+        crew_id: None,
+        user_id: Some(t.field),
+    };
+    tx.upsert_assignments(
+        &[to_crew_a.clone(), to_crew_b.clone(), to_field_user.clone()],
+        NOW,
+    )
+    .await
+    .unwrap();
+    let score = UpliftScore {
+        property_id: t.properties[0],
+        storm_id: t.storm,
+        uplift: 0.2,
+        p_treat: 0.4,
+        p_hold: 0.2,
+        model_version: "m-1".into(),
+        trained_at: NOW,
+        data_watermark: 3,
+    };
+    tx.upsert_uplift_scores(&[score], NOW).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let (field_rows, field_cursor, _) =
+        pull_until(&h, &t, &t.scope(Role::FieldUser), None, 1 + 3 + 1 + 2 + 1).await;
+    let assignments = ids_of(&field_rows, Entity::Assignment);
+    assert!(
+        assignments.contains(&to_crew_a.id.0),
+        "the crew's assignment (through its territory)"
+    );
+    assert!(
+        assignments.contains(&to_field_user.id.0),
+        "the user's own assignment"
+    );
+    assert!(
+        !assignments.contains(&to_crew_b.id.0),
+        "another crew's assignment leaked"
+    );
+    let territories = ids_of(&field_rows, Entity::Territory);
+    assert_eq!(territories, vec![territory_a.id.0]);
+    assert_eq!(
+        ids_of(&field_rows, Entity::UpliftScore),
+        vec![t.properties[0].0]
+    );
+    assert_eq!(ids_of(&field_rows, Entity::Storm), vec![t.storm.0]);
+    assert_eq!(ids_of(&field_rows, Entity::Property).len(), 3);
+    // Mutable records carry their field clocks.
+    let property = field_rows
+        .iter()
+        .find(|c| c.entity == Entity::Property)
+        .unwrap();
+    assert!(
+        property
+            .field_clocks
+            .as_ref()
+            .is_some_and(|c| c.contains_key("status"))
+    );
+    let (admin_rows, _, _) =
+        pull_until(&h, &t, &t.scope(Role::Admin), None, 1 + 3 + 2 + 3 + 1).await;
+    assert_eq!(ids_of(&admin_rows, Entity::Assignment).len(), 3);
+
+    // Tombstones reach the crew that held the row.
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    assert_eq!(tx.delete_assignments(&[to_crew_a.id]).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let (rows, _, _) = pull_until(&h, &t, &t.scope(Role::FieldUser), Some(field_cursor), 1).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].entity, rows[0].op, rows[0].entity_id),
+        (Entity::Assignment, ChangeOp::Delete, to_crew_a.id.0)
+    );
+    h.teardown().await;
+}
+
+#[tokio::test]
+async fn pushed_records_come_back_with_a_watermark_and_bad_cursors_are_refused() {
+    let h = setup().await;
+    let t = provision(&h, "acme", 1).await;
+    let touch = t.touch(0, "hello");
+    push(&h, &t, Role::FieldUser, &[t.touch_change(&touch)]).await;
+    let (rows, cursor, last) = pull_until(&h, &t, &t.scope(Role::Viewer), None, 3).await;
+    let pulled = rows
+        .iter()
+        .find(|c| c.entity == Entity::JourneyTouch)
+        .unwrap();
+    let back: JourneyTouch = serde_json::from_value(pulled.record.clone()).unwrap();
+    assert_eq!(back, touch);
+    assert!(last.watermark > 0);
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    // Pulling again from the end returns nothing new and keeps the position.
+    let again = tx
+        .pull(&t.scope(Role::Viewer), Some(&cursor), 100)
+        .await
+        .unwrap();
+    assert!(again.changes.is_empty());
+    assert!(again.watermark >= last.watermark);
+    for bad in [
+        "",
+        "garbage",
+        "c1.12.zz",
+        "c1.-1.00000000000000000000000000000000",
+    ] {
+        let err = tx
+            .pull(&t.scope(Role::Viewer), Some(bad), 10)
+            .await
+            .expect_err("bad cursor");
+        assert!(matches!(err, StoreError::InvalidCursor(_)), "{bad}");
+        assert_eq!(err.code(), "invalid_cursor");
+    }
+    assert!(tx.current_watermark().await.unwrap() > 0);
+    drop(tx);
+    h.teardown().await;
+}
