@@ -25,6 +25,9 @@ pub struct TenantEntry {
     pub slug: String,
     pub created_at: Timestamp,
     pub database: String,
+    /// The sync server this file belongs to, once signed in (not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -41,6 +44,14 @@ pub struct NewTenant<'a> {
     /// The local user who creates the file (the first key slot).
     pub user: &'a str,
     pub passphrase: &'a Passphrase,
+}
+
+/// Where a tenant file syncs: the server, the tenant's slug there, and this laptop's device id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLink {
+    pub server_url: String,
+    pub tenant_slug: String,
+    pub device_id: domain::DeviceId,
 }
 
 /// A new tenant file, open, with the recovery key to show once.
@@ -121,11 +132,21 @@ impl DataDir {
     /// Creates an encrypted tenant file with a random data key wrapped under the creating user's
     /// passphrase. The returned recovery key is the only copy: show it once.
     pub fn create_tenant(&self, new: NewTenant<'_>, now: Timestamp) -> StoreResult<CreatedTenant> {
+        self.create_tenant_file(new, None, now)
+    }
+
+    /// Creates the file of a tenant that lives on a sync server: the file takes the server's tenant id,
+    /// slug and the device id this laptop registered with, and remembers the server's address.
+    pub fn create_tenant_for_server(&self, new: NewTenant<'_>, link: &ServerLink, now: Timestamp) -> StoreResult<CreatedTenant> {
+        self.create_tenant_file(new, Some(link), now)
+    }
+
+    fn create_tenant_file(&self, new: NewTenant<'_>, link: Option<&ServerLink>, now: Timestamp) -> StoreResult<CreatedTenant> {
         let tenant_id = new.tenant_id.unwrap_or_else(TenantId::generate);
         let tenant = Tenant {
             id: tenant_id,
             name: new.name.trim().to_owned(),
-            slug: slugify(new.name),
+            slug: link.map_or_else(|| slugify(new.name), |l| l.tenant_slug.clone()),
             plan: PlanTier::Trial,
             status: TenantStatus::Active,
             created_at: now,
@@ -158,6 +179,7 @@ impl DataDir {
             key_path: Some(&key_path),
             tenant_id,
             tenant_name: &tenant.name,
+            device_id: link.map(|l| l.device_id),
             now,
         };
         let mut store = TenantStore::create_file(file, Some(key), Some(lock))?;
@@ -169,6 +191,7 @@ impl DataDir {
             name: tenant.name,
             slug: tenant.slug,
             created_at: now,
+            server_url: link.map(|l| l.server_url.clone()),
             database: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

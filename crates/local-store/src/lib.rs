@@ -6,6 +6,7 @@
 //! Start at [`DataDir`]: `create_tenant`, `open`, `open_with_recovery_key`, `recover`. Each returns a
 //! [`TenantStore`], which owns exactly one connection to exactly one tenant file.
 
+mod account;
 mod connection;
 mod data_dir;
 mod error;
@@ -22,7 +23,8 @@ mod wipe;
 mod writes;
 
 pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE};
-pub use data_dir::{CreatedTenant, DataDir, NewTenant, TenantEntry};
+pub use account::ServerAccount;
+pub use data_dir::{CreatedTenant, DataDir, NewTenant, ServerLink, TenantEntry};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{InboxItem, PendingCounts, ReceiptSummary, RecordSyncState};
 pub use pull::{PullReport, SkippedRecord, SyncState};

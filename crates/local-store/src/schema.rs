@@ -8,10 +8,10 @@ use rusqlite::Connection;
 use crate::error::{StoreError, StoreResult};
 
 /// The migrations in order; the version after applying `MIGRATIONS[i]` is `i + 1`.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../../migrations/local/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("../../../migrations/local/0001_initial.sql")),
+    ("0002_server_account", include_str!("../../../migrations/local/0002_server_account.sql")),
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

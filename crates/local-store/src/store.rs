@@ -83,6 +83,8 @@ pub(crate) struct NewFile<'a> {
     pub key_path: Option<&'a Path>,
     pub tenant_id: TenantId,
     pub tenant_name: &'a str,
+    /// The device id to record; a fresh one when `None`.
+    pub device_id: Option<DeviceId>,
     pub now: Timestamp,
 }
 
@@ -97,7 +99,7 @@ impl TenantStore {
             Some(key) => connection::open_encrypted(file.path, key, true)?,
             None => connection::open_plain(file.path, true)?,
         };
-        let device_id = DeviceId::generate();
+        let device_id = file.device_id.unwrap_or_else(DeviceId::generate);
         let clock = HlcClock::new(Hlc::node_of(device_id), sync_protocol::MAX_CLOCK_SKEW_MS);
         conn.execute(
             "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
@@ -181,6 +183,7 @@ impl TenantStore {
                 key_path: None,
                 tenant_id: TenantId::generate(),
                 tenant_name: "benchmark",
+                device_id: None,
                 now: Timestamp::now(),
             };
             Self::create_file(file, None, Some(lock))

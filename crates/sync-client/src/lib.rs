@@ -70,6 +70,24 @@ pub enum PushOutcome {
     Refused(RefusedBatch),
 }
 
+/// The signed-in identity as the server describes it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Me {
+    pub tenant: Option<MeTenant>,
+    pub user: Option<domain::User>,
+    pub device_id: domain::DeviceId,
+    pub role: domain::Role,
+}
+
+/// The tenant part of [`Me`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct MeTenant {
+    pub id: domain::TenantId,
+    pub name: String,
+    pub slug: String,
+    pub plan: domain::PlanTier,
+}
+
 /// Bytes sent and received by the last call, for progress and diagnostics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transfer {
@@ -198,6 +216,24 @@ impl SyncClient {
         };
         let _: serde_json::Value = self.post("/v1/auth/logout", None, &request).await?.0;
         Ok(())
+    }
+
+    /// Who the access token speaks for, with the tenant's name and slug (`GET /v1/me`).
+    pub async fn me(&self, access_token: &str) -> Result<Me, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/v1/me", self.base))
+            .header(PROTOCOL_HEADER, self.protocol_version.to_string())
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(network)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        Err(server_error(status, &bytes, None))
     }
 
     /// Pushes one batch. A refused batch is an outcome, not an error: the caller moves the refused

@@ -150,6 +150,17 @@ CREATE TABLE properties (
     UNIQUE (storm_id, external_id)
 ) STRICT;
 
+CREATE TABLE server_account (
+    singleton    INTEGER PRIMARY KEY CHECK (singleton = 1),
+    server_url   TEXT NOT NULL,
+    tenant_slug  TEXT NOT NULL,
+    email        TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    crew_id      TEXT,
+    signed_in_at INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE storms (
     id            TEXT PRIMARY KEY,
     event_id      TEXT NOT NULL,

@@ -1,0 +1,137 @@
+// Shared app state: the bridge, the session, the latest sync status, toasts and a ticking clock.
+
+import { createContext, type ComponentChildren } from 'preact';
+import { useCallback, useContext, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { Backend } from './lib/backend';
+import type { Session, SyncStatus } from './lib/backend/types';
+import { errorText } from './lib/errors';
+
+export interface Toast {
+  id: number;
+  text: string;
+  kind: 'ok' | 'error' | 'info';
+}
+
+export interface AppState {
+  backend: Backend;
+  session: Session | null;
+  setSession(s: Session | null): void;
+  status: SyncStatus | null;
+  /** When `status` arrived (to age its durations). */
+  statusAt: number;
+  toast(text: string, kind?: Toast['kind']): void;
+  toastError(err: unknown): void;
+  /** Bumped after every local write, so views re-read. */
+  revision: number;
+  bump(): void;
+}
+
+const Ctx = createContext<AppState | null>(null);
+
+export function useApp(): AppState {
+  const v = useContext(Ctx);
+  if (!v) throw new Error('useApp outside AppProvider');
+  return v;
+}
+
+export function AppProvider({ backend, children }: { backend: Backend; children: ComponentChildren }) {
+  const [session, setSession] = useState<Session | null>(null);
+  const [status, setStatus] = useState<SyncStatus | null>(null);
+  const [statusAt, setStatusAt] = useState(Date.now());
+  const [toasts, setToasts] = useState<Toast[]>([]);
+  const [revision, setRevision] = useState(0);
+  const nextId = useRef(1);
+  const lastRefused = useRef<number | null>(null);
+
+  useEffect(() => {
+    let off: (() => void) | null = null;
+    let alive = true;
+    backend
+      .onSyncStatus((s) => {
+        setStatus(s);
+        setStatusAt(Date.now());
+        // A finished sync may have pulled new data or moved changes to the inbox.
+        if (s.phase === 'idle') setRevision((r) => r + 1);
+        lastRefused.current = s.refused;
+      })
+      .then((u) => {
+        if (alive) off = u;
+        else u();
+      });
+    return () => {
+      alive = false;
+      off?.();
+    };
+  }, [backend]);
+
+  useEffect(() => {
+    if (!session) return;
+    backend
+      .sync_status({})
+      .then((s) => {
+        setStatus(s);
+        setStatusAt(Date.now());
+      })
+      .catch(() => undefined);
+  }, [backend, session]);
+
+  const toast = useCallback((text: string, kind: Toast['kind'] = 'ok') => {
+    const id = nextId.current++;
+    setToasts((t) => [...t.slice(-3), { id, text, kind }]);
+    setTimeout(() => setToasts((t) => t.filter((x) => x.id !== id)), kind === 'error' ? 7000 : 4000);
+  }, []);
+  const toastError = useCallback((err: unknown) => toast(errorText(err), 'error'), [toast]);
+  const bump = useCallback(() => setRevision((r) => r + 1), []);
+
+  const value = useMemo<AppState>(
+    () => ({ backend, session, setSession, status, statusAt, toast, toastError, revision, bump }),
+    [backend, session, status, statusAt, toast, toastError, revision, bump],
+  );
+  return (
+    <Ctx.Provider value={value}>
+      {children}
+      <div class="toasts" role="status" aria-live="polite">
+        {toasts.map((t) => (
+          <div key={t.id} class={`toast toast-${t.kind}`} role={t.kind === 'error' ? 'alert' : undefined}>
+            {t.text}
+          </div>
+        ))}
+      </div>
+    </Ctx.Provider>
+  );
+}
+
+/** Re-renders every `ms` so relative times stay current. */
+export function useNow(ms = 15_000): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [ms]);
+  return now;
+}
+
+/** Runs an async loader when deps change; exposes data, error and loading without blocking the UI. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T | null; error: unknown; loading: boolean; reload(): void } {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let alive = true;
+    setLoading(true);
+    load()
+      .then((d) => {
+        if (!alive) return;
+        setData(d);
+        setError(null);
+      })
+      .catch((e) => alive && setError(e))
+      .finally(() => alive && setLoading(false));
+    return () => {
+      alive = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  return { data, error, loading, reload: () => setTick((t) => t + 1) };
+}

@@ -1,0 +1,25 @@
+// Picks the bridge: Tauri inside the shell, the mock in a browser or when the URL asks for `?mock=...`.
+
+import type { Backend } from './commands';
+import { createMockBackend, type MockPreset, MOCK_PRESETS } from './mock';
+import { createTauriBackend, insideTauri } from './tauri';
+
+export type { Backend } from './commands';
+
+export function mockPresetFromUrl(search: string): MockPreset | null {
+  const value = new URLSearchParams(search).get('mock');
+  if (value === null) return null;
+  return (MOCK_PRESETS as readonly string[]).includes(value) ? (value as MockPreset) : 'field';
+}
+
+export function selectBackend(): Backend {
+  const search = typeof location !== 'undefined' ? location.search : '';
+  const preset = mockPresetFromUrl(search);
+  if (preset === null && insideTauri()) return createTauriBackend();
+  const params = new URLSearchParams(search);
+  return createMockBackend({
+    preset: preset ?? 'field',
+    offline: params.get('net') === 'offline',
+    latencyMs: Number(params.get('latency') ?? '') || undefined,
+  });
+}
