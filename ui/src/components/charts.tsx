@@ -12,7 +12,10 @@ export function ticks(lo: number, hi: number, target = 6): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= target) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  const first = Math.ceil(lo / step - 1e-9);
+  const last = Math.floor(hi / step + 1e-9);
+  // Integer multiples of the step, rounded so 0.1 * 3 prints as 0.3 and -0 as 0.
+  for (let k = first; k <= last; k += 1) out.push(Number((k * step).toFixed(10)) || 0);
   return out;
 }
 

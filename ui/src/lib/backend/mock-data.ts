@@ -362,7 +362,7 @@ export function generateDemoData({ seed, propertyCount, now }: GenerateOptions):
     addTouch(activeRows[i], user, today + Math.floor(rng.next() * sinceMidnight));
   }
   // Earlier days of the storm: more volume than today, so the recent-volume check has history.
-  const history = Math.min(activeRows.length, 2_400);
+  const history = activeRows.length > 0 ? 2_400 : 0;
   for (let i = 0; i < history; i += 1) {
     const row = activeRows[Math.floor(rng.next() * Math.min(activeRows.length, 4_000))];
     const user = fieldUsers[i % fieldUsers.length];

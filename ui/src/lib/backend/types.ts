@@ -220,6 +220,8 @@ export interface TenantEntry {
   slug: string;
   created_at: Millis;
   database: string;
+  /** The sync server this file belongs to, once signed in (absent before). */
+  server_url?: string | null;
 }
 
 // ---- local-store queries.rs ----
