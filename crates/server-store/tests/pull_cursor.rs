@@ -115,7 +115,6 @@ async fn concurrent_writers_and_a_reader_never_lose_or_repeat_a_row() {
     // The reader pulls small pages all the while.
     let reader = {
         let (h, t) = (h.clone(), t.clone());
-        let admin = admin;
         tokio::spawn(async move {
             let mut cursor = start;
             let mut seen = Vec::new();

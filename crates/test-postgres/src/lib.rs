@@ -266,7 +266,6 @@ mod tests {
     async fn fresh_databases_are_distinct_and_usable() {
         let a = fresh_database().await.expect("a database");
         let b = fresh_database().await.expect("another database");
-        eprintln!("server: {}", a.server_url);
         assert_ne!(a.name, b.name);
         assert_ne!(a.role_prefix, b.role_prefix);
         let mut conn = PgConnection::connect(&a.superuser_url)

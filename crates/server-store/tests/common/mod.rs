@@ -1,6 +1,7 @@
 //! Shared test setup: a fresh database initialised with this crate's roles and migrations, and pools
 //! for the application and control roles.
-#![allow(dead_code)]
+// Helpers of tests: a panic here is a failing test, which is what we want.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use server_store::{AppPool, ControlPool, InitOutput, PoolSettings, init_database};
 use sqlx::PgPool;
