@@ -117,7 +117,7 @@ function CreateTenant({ onCreated, onBack, canGoBack }: { onCreated(t: TenantEnt
       </label>
       <label class="field">
         <span>Passphrase (at least 8 characters)</span>
-        <input name="passphrase" type="password" value={pass} onInput={(e) => setPass(e.currentTarget.value)} required minLength={8} autoComplete="new-password" />
+        <input name="passphrase" type="password" value={pass} onInput={(e) => setPass(e.currentTarget.value)} required autoComplete="new-password" />
       </label>
       <label class="field">
         <span>Type the passphrase again</span>

@@ -94,7 +94,7 @@ export async function openAndUnlock(page: Page, base: string, preset: string, us
   await page.goto(`${base}?mock=${preset}`);
   await page.getByRole('button', { name: /Summit Roofing/ }).click();
   await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Passphrase').fill(DEMO_PASSPHRASE);
+  await page.getByLabel('Passphrase', { exact: true }).fill(DEMO_PASSPHRASE);
   await page.getByRole('button', { name: 'Unlock' }).click();
   await page.locator('.syncbar').waitFor();
 }
