@@ -147,6 +147,21 @@ fn check_login_shape(req: &LoginRequest) -> Result<(), ApiError> {
     if req.password.len() > 1024 {
         return Err(too_long("password", 1024));
     }
+    // PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database with a 500.
+    if [
+        &req.tenant_slug,
+        &req.email,
+        &req.password,
+        &req.device_name,
+    ]
+    .iter()
+    .any(|v| v.contains('\0'))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the sign-in fields must not contain NUL characters",
+        ));
+    }
     if req.device_name.trim().is_empty() || req.device_name.chars().count() > 256 {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
