@@ -85,13 +85,14 @@ export function RateBars({ treated, control }: { treated: number; control: numbe
   );
 }
 
-export function UpliftHistogram({ scores, expectedLow = 0.1, expectedHigh = 0.3, bins = 30 }: { scores: number[]; expectedLow?: number; expectedHigh?: number; bins?: number }) {
+export function UpliftHistogram({ scores, expectedLow = 0.1, expectedHigh = 0.3, bins = 22 }: { scores: number[]; expectedLow?: number; expectedHigh?: number; bins?: number }) {
   const W = 640;
   const H = 260;
   const padL = 52;
   const padR = 16;
-  const padT = 16;
+  const padT = 30;
   const padB = 48;
+  // 22 bins of 5 points from −30 to +80: an edge falls on zero, so no bar mixes signs.
   const lo = -0.3;
   const hi = 0.8;
   const hist = binScores(scores, lo, hi, bins);
@@ -126,7 +127,7 @@ export function UpliftHistogram({ scores, expectedLow = 0.1, expectedHigh = 0.3,
       {Number.isFinite(m) && (
         <g>
           <line x1={x(m)} x2={x(m)} y1={padT} y2={H - padB} class="mean-line" />
-          <text x={x(m) + 4} y={padT + 12} class="note">
+          <text x={x(m) + 4} y={padT - 10} class="note">
             mean {formatPoints(m)}
           </text>
         </g>

@@ -171,7 +171,7 @@ function LogTouch({ detail, onDone }: { detail: PropertyDetail; onDone(): void }
     setBusy(true);
     try {
       await backend.log_touch({ property_id: detail.property.id, storm_id: detail.property.storm_id, channel, result, notes: notes.trim() });
-      toast(`${label(channel)} logged: ${label(result).toLowerCase()}. It syncs when you are online.`);
+      toast(`${label(channel)} logged: ${label(result).toLowerCase()}. Saved on this laptop; it goes with the next sync.`);
       setResult(null);
       setNotes('');
       bump();

@@ -300,7 +300,7 @@ describe('office admin', () => {
     await page.getByRole('link', { name: 'Uplift health' }).click();
     const hist = page.locator('svg.histogram');
     await hist.waitFor();
-    expect(await hist.locator('rect.bar').count()).toBe(30);
+    expect(await hist.locator('rect.bar').count()).toBe(22);
     await page.locator('select[name=storm]').selectOption({ label: 'April 14 hail — Norman' });
     const alerts = page.getByTestId('drift-alerts');
     await alerts.waitFor();

@@ -358,7 +358,7 @@ export function generateDemoData({ seed, propertyCount, now }: GenerateOptions):
   };
   const workToday = Math.min(activeRows.length, 180);
   for (let i = 0; i < workToday; i += 1) {
-    const user = fieldUsers[i % fieldUsers.length];
+    const user = rng.pick(fieldUsers);
     addTouch(activeRows[i], user, today + Math.floor(rng.next() * sinceMidnight));
   }
   // Earlier days of the storm: more volume than today, so the recent-volume check has history.
