@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use sync_protocol::{Change, ChangeOp, Entity, ErrorCode, MAX_PUSH_CHANGES, PROTOCOL_HEADER};
 use sync_server::limits::MAX_BODY_BYTES;
 
+/// (case, content type, body, expected status, expected code).
+type RawCase = (&'static str, Option<&'static str>, Vec<u8>, u16, ErrorCode);
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(bytes).expect("gzip");
@@ -90,7 +93,7 @@ async fn bad_pushes_answer_4xx_and_apply_nothing() {
     let mut other_device = touch_change(s, a, 1, "another device's change");
     other_device.device_id = domain::DeviceId::generate();
 
-    let structural: Vec<(&str, Option<&str>, Vec<u8>, u16, ErrorCode)> = vec![
+    let structural: Vec<RawCase> = vec![
         (
             "truncated JSON",
             json_ct,
@@ -630,7 +633,7 @@ async fn bad_logins_answer_4xx_and_register_nothing() {
     extra["role"] = json!("admin");
     let mut missing = good();
     missing.as_object_mut().expect("object").remove("device_id");
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, ErrorCode)> = vec![
+    let cases: Vec<RawCase> = vec![
         (
             "truncated JSON",
             json_ct,
