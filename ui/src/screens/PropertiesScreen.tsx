@@ -81,18 +81,50 @@ export function PropertiesScreen() {
   );
   const key = filterKey(query);
 
-  // New filters: count, first page, and the map's top rows.
+  // Pages loaded for the current query and data (a ref, so range callbacks never see stale state).
+  // After a write or a sync the shown pages stay until their fresh copies arrive, so nothing flickers.
+  const fresh = useRef(new Set<number>());
+  const shownKey = useRef(key);
+  const lastRange = useRef<[number, number]>([0, 0]);
+  const queryRef = useRef(query);
+  queryRef.current = query;
+
+  const ensure = (start: number, end: number) => {
+    lastRange.current = [start, end];
+    for (const p of pagesFor(start, end, PAGE)) {
+      if (fresh.current.has(p) || loading.current.has(p)) continue;
+      loading.current.add(p);
+      const gen = generation.current;
+      backend
+        .ranked_properties({ query: { ...queryRef.current, offset: p * PAGE } })
+        .then((rows) => {
+          if (gen !== generation.current) return;
+          loading.current.delete(p);
+          fresh.current.add(p);
+          setPages((old) => new Map(old).set(p, rows));
+        })
+        .catch(setError);
+    }
+  };
+
+  // New filters (or new data after a write or a sync): count, the pages in view, and the map's top rows.
   useEffect(() => {
     if (!filters.storm_id) return;
     const gen = ++generation.current;
-    loading.current = new Set([0]);
+    loading.current = new Set();
+    fresh.current = new Set();
+    if (shownKey.current !== key) {
+      shownKey.current = key;
+      setPages(new Map());
+    }
     setError(null);
-    Promise.all([backend.property_count({ query }), backend.ranked_properties({ query })])
-      .then(([n, first]) => {
+    backend
+      .property_count({ query })
+      .then((n) => {
         if (gen !== generation.current) return;
         setCount(n);
-        setPages(new Map([[0, first]]));
-        loading.current.delete(0);
+        const [start, end] = lastRange.current;
+        ensure(start, Math.max(end, start + 1));
       })
       .catch((e) => gen === generation.current && setError(e));
     backend
@@ -101,21 +133,7 @@ export function PropertiesScreen() {
       .catch(() => undefined);
   }, [backend, key, revision]);
 
-  const onRange = (start: number, end: number) => {
-    for (const p of pagesFor(start, end, PAGE)) {
-      if (pages.has(p) || loading.current.has(p)) continue;
-      loading.current.add(p);
-      const gen = generation.current;
-      backend
-        .ranked_properties({ query: { ...query, offset: p * PAGE } })
-        .then((rows) => {
-          if (gen !== generation.current) return;
-          loading.current.delete(p);
-          setPages((old) => new Map(old).set(p, rows));
-        })
-        .catch(setError);
-    }
-  };
+  const onRange = (start: number, end: number) => ensure(start, end);
 
   const rowAt = (i: number): RankedProperty | undefined => pages.get(Math.floor(i / PAGE))?.[i % PAGE];
   const open = (i: number) => {

@@ -81,14 +81,21 @@ describe('everyone', () => {
     await openAndUnlock(page, server.url, 'field', 'sam');
     const bar = page.locator('.syncbar');
     expect(await page.getByTestId('sync-pending').textContent()).toMatch(/3 waiting to sync · oldest 1 h 35 min/);
+    await expect.poll(count).toMatch(/1,200/);
+    await page.locator('#property-list').evaluate((el) => (el.scrollTop = 76 * 500));
+    await expect.poll(() => page.locator('.prow-loading').count()).toBe(0);
     await page.getByRole('button', { name: 'Sync now' }).click();
     await expect.poll(() => bar.getAttribute('data-connectivity')).toBe('syncing');
-    // The UI stays usable during sync: the search still takes input.
-    await page.locator('#search').fill('oak');
+    // The UI stays usable during sync: the list still scrolls and renders.
+    await page.locator('#property-list').evaluate((el) => (el.scrollTop = 76 * 600));
+    await expect.poll(async () => Number(await page.locator('.vrow').first().getAttribute('data-index'))).toBeGreaterThan(550);
     await shot(page, '04-syncing');
     await expect.poll(() => bar.getAttribute('data-connectivity'), { timeout: 5000 }).toBe('online');
     expect(await page.getByTestId('sync-pending').textContent()).toBe('Nothing waiting to sync');
     expect(await page.getByTestId('sync-last').textContent()).toMatch(/just now/);
+    // The list reloaded after the sync without losing the rows in view.
+    await expect.poll(() => page.locator('.prow-loading').count()).toBe(0);
+    expect(Number(await page.locator('.prow-rank').first().textContent())).toBeGreaterThan(550);
 
     await page.getByRole('link', { name: /2 changes refused/ }).click();
     await page.getByRole('heading', { name: 'Inbox' }).waitFor();
@@ -123,6 +130,31 @@ describe('everyone', () => {
     expect(await bar.textContent()).toMatch(/No connection\. Your work is kept on this laptop/);
     expect(await page.getByTestId('sync-pending').textContent()).toMatch(/3 waiting/);
     await shot(page, '06-offline');
+  });
+
+  test('keyboard: visible focus ring, big targets, Tab reaches the navigation', async () => {
+    await openAndUnlock(page, server.url, 'field', 'sam');
+    await expect.poll(count).toMatch(/1,200/);
+    // The page heading has focus after navigation; Shift+Tab walks back into the navigation.
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+    let reached = false;
+    for (let i = 0; i < 12 && !reached; i += 1) {
+      await page.keyboard.press('Shift+Tab');
+      reached = (await page.evaluate(() => document.activeElement?.textContent)) === 'Inbox';
+    }
+    expect(reached).toBe(true);
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement as Element).outlineStyle);
+    await page.locator('.skip-link').focus();
+    expect(await page.locator('.skip-link').evaluate((el) => el.getBoundingClientRect().left)).toBeGreaterThanOrEqual(0);
+    await page.getByRole('link', { name: 'Inbox', exact: true }).focus();
+    expect(outline).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor();
+    // Every button and link in the bars and navigation is at least 44 px tall (gloved hands).
+    const small = await page.evaluate(() =>
+      [...document.querySelectorAll('nav a, main button, .topbar button, .syncbar button, .syncbar a')].filter((el) => el.getClientRects().length > 0 && el.getBoundingClientRect().height < 44).map((el) => el.textContent),
+    );
+    expect(small).toEqual([]);
   });
 
   test('sunlight theme toggles and is remembered', async () => {
