@@ -126,8 +126,8 @@ describe('everyone', () => {
     await page.getByRole('button', { name: 'Unlock' }).click();
     await page.getByRole('button', { name: 'Sync now' }).click();
     const bar = page.locator('.syncbar');
-    await expect.poll(() => bar.getAttribute('data-connectivity')).toBe('offline');
-    expect(await bar.textContent()).toMatch(/No connection\. Your work is kept on this laptop/);
+    await expect.poll(() => bar.textContent()).toMatch(/No connection\. Your work is kept on this laptop/);
+    expect(await bar.getAttribute('data-connectivity')).toBe('offline');
     expect(await page.getByTestId('sync-pending').textContent()).toMatch(/3 waiting/);
     await shot(page, '06-offline');
   });
