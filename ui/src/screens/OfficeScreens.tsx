@@ -1,6 +1,6 @@
 // Office dashboards: storms and CSV import, users and crews, experiment and lift, uplift health, usage.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useApp, useLoad } from '../context';
 import type { ImportReport, Storm, UsageItem } from '../lib/backend/types';
 import { Empty, ErrorNote, Loading, PageHeader, Stat } from '../components/common';
@@ -50,6 +50,14 @@ export function StormsScreen() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const admin = isAdmin(session?.role ?? null);
+  const reportRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    // Bring the error report into view and give it focus, so the lines to fix are what the user sees next.
+    if (report && report.errors.length > 0 && reportRef.current) {
+      reportRef.current.scrollIntoView({ block: 'center' });
+      reportRef.current.focus({ preventScroll: true });
+    }
+  }, [report]);
 
   const importCsv = async (e: Event) => {
     e.preventDefault();
@@ -152,7 +160,7 @@ export function StormsScreen() {
             </p>
           )}
           {report && report.errors.length > 0 && (
-            <div class="import-errors" role="alert" data-testid="import-errors">
+            <div class="import-errors" role="alert" data-testid="import-errors" ref={reportRef} tabIndex={-1}>
               <p>
                 <strong>Nothing was imported.</strong> Fix {report.errors.length === 1 ? 'this line' : `these ${report.errors.length} lines`} and import again:
               </p>
