@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(("help", &[]));
     match command {
         "test" => test(rest),
-        "demo" => demo::run(rest),
+        "demo" => demo::run_demo(rest),
         "bench" => bench(rest),
         "tidy" => tidy::run(&workspace_root(), rest.iter().any(|a| a == "--bless")),
         "help" | "--help" | "-h" => {

@@ -3,7 +3,9 @@
 
 pub mod backoff;
 pub mod engine;
+pub mod signin;
 pub mod status;
 
 pub use engine::{EngineConfig, SyncEngine, SyncError, SyncReport};
+pub use signin::{SignInError, SignInRequest, SignedIn, sign_in};
 pub use status::{Connectivity, Phase, Progress, StatusError, SyncStatus};

@@ -34,6 +34,9 @@ struct Shared {
     fault: Mutex<(Fault, bool)>,
     connections: AtomicU64,
     faults_injected: AtomicU64,
+    /// Bumped by an outage: every live connection closes, as when a truck loses signal mid-transfer
+    /// (kept-alive client connections must not outlive the network).
+    cut: tokio::sync::watch::Sender<u64>,
 }
 
 /// A running proxy.
@@ -49,11 +52,18 @@ impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { fault: Mutex::new((Fault::Pass, false)), connections: AtomicU64::new(0), faults_injected: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            fault: Mutex::new((Fault::Pass, false)),
+            connections: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
+            cut: tokio::sync::watch::channel(0).0,
+        });
         let accept_shared = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 let fault = accept_shared.take_fault();
                 accept_shared.connections.fetch_add(1, Ordering::Relaxed);
                 let shared = Arc::clone(&accept_shared);
@@ -75,10 +85,13 @@ impl FaultProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Applies `fault` to every connection from now on.
+    /// Applies `fault` to every connection from now on. An outage also closes live connections.
     pub fn set(&self, fault: Fault) {
         if let Ok(mut f) = self.shared.fault.lock() {
             *f = (fault, false);
+        }
+        if fault == Fault::Outage {
+            self.shared.cut.send_modify(|generation| *generation += 1);
         }
     }
 
@@ -108,7 +121,9 @@ impl Drop for FaultProxy {
 
 impl Shared {
     fn take_fault(&self) -> Fault {
-        let Ok(mut f) = self.fault.lock() else { return Fault::Pass };
+        let Ok(mut f) = self.fault.lock() else {
+            return Fault::Pass;
+        };
         let (fault, one_shot) = *f;
         if one_shot {
             *f = (Fault::Pass, false);
@@ -120,7 +135,13 @@ impl Shared {
     }
 }
 
-async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault, _shared: &Shared) -> std::io::Result<()> {
+async fn handle(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    fault: Fault,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let mut cut = shared.cut.subscribe();
     match fault {
         Fault::Outage => return Ok(()),
         Fault::Reset => {
@@ -144,13 +165,19 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault, _shar
     tokio::pin!(downstream_leg);
     // A fault's limit on either leg closes both sockets at once. The client finishing its request
     // (end of stream) only half-closes: the response still flows back until the server ends it.
+    let legs = async {
+        tokio::select! {
+            sent = upstream_leg => {
+                if matches!(sent, Ok(Leg::Ended)) {
+                    let _ = downstream_leg.await;
+                }
+            },
+            _ = &mut downstream_leg => {},
+        }
+    };
     tokio::select! {
-        sent = upstream_leg => {
-            if matches!(sent, Ok(Leg::Ended)) {
-                let _ = downstream_leg.await;
-            }
-        },
-        _ = &mut downstream_leg => {},
+        () = legs => {},
+        _ = cut.changed() => {},
     }
     Ok(())
 }
@@ -163,7 +190,12 @@ enum Leg {
     Cut,
 }
 
-async fn copy_limited<R, W>(reader: &mut R, writer: &mut W, limit: Option<usize>, delay: Option<Duration>) -> std::io::Result<Leg>
+async fn copy_limited<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    limit: Option<usize>,
+    delay: Option<Duration>,
+) -> std::io::Result<Leg>
 where
     R: AsyncReadExt + Unpin,
     W: AsyncWriteExt + Unpin,
@@ -200,7 +232,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
                     while let Ok(n) = s.read(&mut buf).await {
@@ -229,8 +263,24 @@ mod tests {
         assert_eq!(round_trip(&proxy, b"hello").await, b"hello");
         proxy.once(Fault::DropResponseAfter(2));
         assert_eq!(round_trip(&proxy, b"hello").await, b"he");
-        assert_eq!(round_trip(&proxy, b"again").await, b"again", "a one-shot fault hits one connection");
+        assert_eq!(
+            round_trip(&proxy, b"again").await,
+            b"again",
+            "a one-shot fault hits one connection"
+        );
+        // A live connection is cut by an outage.
+        let mut live = TcpStream::connect(proxy.addr()).await.unwrap();
+        live.write_all(b"ping").await.unwrap();
+        let mut echo = [0u8; 4];
+        live.read_exact(&mut echo).await.unwrap();
         proxy.set(Fault::Outage);
+        let mut rest = Vec::new();
+        let _ = live.write_all(b"more").await;
+        let read = tokio::time::timeout(Duration::from_secs(5), live.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the live connection closes: {read:?} {rest:?}"
+        );
         assert_eq!(round_trip(&proxy, b"hello").await, b"");
         proxy.set(Fault::DropRequestAfter(3));
         // Only the first three request bytes reach the server, and the connection is cut: no full echo.
