@@ -324,7 +324,13 @@ impl SyncEngine {
             s.pull = Default::default();
             s.eta_ms = None;
         });
-        let result = self.sync_inner(started).await;
+        let started_at = Timestamp::now();
+        let mut report = SyncReport::default();
+        let result = self
+            .sync_inner(started, &mut report)
+            .await
+            .map(|()| report.clone());
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
         let now = Timestamp::now().millis();
         match &result {
             Ok(_) => self.update(|s| {
@@ -359,12 +365,29 @@ impl SyncEngine {
                 });
             }
         }
+        let entry = local_store::SyncLogEntry {
+            started_at,
+            elapsed_ms: report.elapsed_ms as i64,
+            outcome: if result.is_ok() {
+                "ok".into()
+            } else {
+                "error".into()
+            },
+            error_code: result.as_ref().err().map(SyncError::code),
+            pushed: report.pushed as i64,
+            duplicates: report.duplicates as i64,
+            refused: report.refused as i64,
+            pulled: report.pulled as i64,
+            bytes_sent: report.bytes_sent as i64,
+            bytes_received: report.bytes_received as i64,
+        };
+        // After a remote wipe there is no file to log into; the status carries the outcome.
+        let _ = self.with_store(move |s| s.record_sync(&entry)).await;
         self.refresh_counts().await;
         result
     }
 
-    async fn sync_inner(&self, started: Instant) -> Result<SyncReport, SyncError> {
-        let mut report = SyncReport::default();
+    async fn sync_inner(&self, started: Instant, report: &mut SyncReport) -> Result<(), SyncError> {
         let mut token = self.access_token(false).await?;
         let total = self
             .with_store(|s| s.pending_counts())
@@ -462,7 +485,7 @@ impl SyncEngine {
             }
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(report)
+        Ok(())
     }
 
     /// Whether the server answers (the reachability probe).

@@ -91,6 +91,38 @@ pub enum Command {
     /// Changes the server refused.
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// Sign this laptop in to a sync server: creates (or opens) the tenant's encrypted file, registers
+    /// the device, keeps the refresh token inside the file, and prints the tenant id. The account
+    /// password comes from STORMOPS_PASSWORD, the file's passphrase from STORMOPS_PASSPHRASE (else prompts).
+    Login {
+        /// The server, e.g. https://sync.example.com
+        #[arg(long)]
+        server: String,
+        /// The tenant's slug on the server.
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        email: String,
+        /// How this laptop is named in the office's device list (default: the host name).
+        #[arg(long)]
+        device_name: Option<String>,
+    },
+    /// Sync with the server: push the outbox, pull what is new. With --watch, keep syncing whenever the
+    /// server is reachable (the background agent) until stopped with Ctrl-C or SIGTERM.
+    Sync {
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between syncs when nothing else triggers one.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+    },
+    /// Write a redacted diagnostics bundle for support: versions, counts, cursors, recent sync outcomes and
+    /// timings. No personal data, no keys, no tokens.
+    Diagnostics {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,21 @@ pub fn timestamp(name: &str, text: &str) -> Result<Timestamp, CliError> {
     ))
 }
 
+/// The server account's password: `STORMOPS_PASSWORD`, else a prompt.
+pub fn account_password() -> Result<Zeroizing<String>, CliError> {
+    if let Ok(value) = std::env::var("STORMOPS_PASSWORD") {
+        return Ok(Zeroizing::new(value));
+    }
+    rpassword::prompt_password("Account password: ")
+        .map(Zeroizing::new)
+        .map_err(|_| {
+            CliError::new(
+                "cli.password_required",
+                "no terminal to ask for the account password; set STORMOPS_PASSWORD",
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,17 +32,35 @@ const RESULTS: &[TouchResult] = &[
     TouchResult::Scheduled,
 ];
 
-/// Works `share` (laptop index `slot` of `slots`) of the storm's properties at `day_start` (Unix ms).
+/// Which part of the storm one laptop works, and when.
+#[derive(Debug, Clone)]
+pub struct DayPlan {
+    pub storm: StormId,
+    pub user: UserId,
+    /// This laptop's index among `slots` laptops sharing the properties.
+    pub slot: usize,
+    pub slots: usize,
+    pub per_laptop: usize,
+    /// Unix milliseconds of the first visit.
+    pub day_start: i64,
+    /// Properties every laptop edits, to show the merge rule converging.
+    pub contested: Vec<PropertyId>,
+}
+
+/// Works this laptop's share of the storm's properties.
 pub fn work_the_day(
     store: &mut TenantStore,
-    storm: StormId,
-    user: UserId,
-    slot: usize,
-    slots: usize,
-    per_laptop: usize,
-    day_start: i64,
-    contested: &[PropertyId],
+    plan: &DayPlan,
 ) -> Result<DayWork, local_store::StoreError> {
+    let DayPlan {
+        storm,
+        user,
+        slot,
+        slots,
+        per_laptop,
+        day_start,
+        ref contested,
+    } = *plan;
     let device = store.device_id();
     let all = store.ranked_properties(&PropertyQuery {
         storm_id: Some(storm),

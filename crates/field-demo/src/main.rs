@@ -149,16 +149,18 @@ async fn run() -> anyhow::Result<()> {
     for (slot, laptop) in laptops.iter_mut().enumerate() {
         laptop.go_offline();
         laptop.start_agent();
-        let user = laptop.user_id;
-        let storm_id = storm.id;
-        let contested = contested.clone();
+        let plan = field_day::DayPlan {
+            storm: storm.id,
+            user: laptop.user_id,
+            slot,
+            slots: 3,
+            per_laptop: PER_LAPTOP,
+            day_start,
+            contested: contested.clone(),
+        };
         let work = laptop
             .engine
-            .with_store(move |s| {
-                field_day::work_the_day(
-                    s, storm_id, user, slot, 3, PER_LAPTOP, day_start, &contested,
-                )
-            })
+            .with_store(move |s| field_day::work_the_day(s, &plan))
             .await?;
         laptop.engine.notify_local_write();
         println!(

@@ -21,7 +21,8 @@ pub struct ServerAccount {
 }
 
 fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> StoreResult<T> {
-    text.parse().map_err(|_| StoreError::Decode(format!("server_account.{what} holds '{text}'")))
+    text.parse()
+        .map_err(|_| StoreError::Decode(format!("server_account.{what} holds '{text}'")))
 }
 
 impl TenantStore {
@@ -57,7 +58,8 @@ impl TenantStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
             )
             .optional()?;
-        let Some((server_url, tenant_slug, email, user_id, role, crew_id, signed_in_at)) = row else {
+        let Some((server_url, tenant_slug, email, user_id, role, crew_id, signed_in_at)) = row
+        else {
             return Ok(None);
         };
         Ok(Some(ServerAccount {

@@ -137,11 +137,21 @@ impl DataDir {
 
     /// Creates the file of a tenant that lives on a sync server: the file takes the server's tenant id,
     /// slug and the device id this laptop registered with, and remembers the server's address.
-    pub fn create_tenant_for_server(&self, new: NewTenant<'_>, link: &ServerLink, now: Timestamp) -> StoreResult<CreatedTenant> {
+    pub fn create_tenant_for_server(
+        &self,
+        new: NewTenant<'_>,
+        link: &ServerLink,
+        now: Timestamp,
+    ) -> StoreResult<CreatedTenant> {
         self.create_tenant_file(new, Some(link), now)
     }
 
-    fn create_tenant_file(&self, new: NewTenant<'_>, link: Option<&ServerLink>, now: Timestamp) -> StoreResult<CreatedTenant> {
+    fn create_tenant_file(
+        &self,
+        new: NewTenant<'_>,
+        link: Option<&ServerLink>,
+        now: Timestamp,
+    ) -> StoreResult<CreatedTenant> {
         let tenant_id = new.tenant_id.unwrap_or_else(TenantId::generate);
         let tenant = Tenant {
             id: tenant_id,

@@ -18,12 +18,13 @@ mod rows;
 pub mod schema;
 mod secrets;
 mod store;
+mod sync_log;
 mod wall_clock;
 mod wipe;
 mod writes;
 
-pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE};
 pub use account::ServerAccount;
+pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE};
 pub use data_dir::{CreatedTenant, DataDir, NewTenant, ServerLink, TenantEntry};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{InboxItem, PendingCounts, ReceiptSummary, RecordSyncState};
@@ -35,5 +36,6 @@ pub use queries::{
 pub use rows::search_text;
 pub use secrets::{MIN_PASSPHRASE_CHARS, MIN_PBKDF2_ITERATIONS, Passphrase, RecoveryKey};
 pub use store::{RekeyOutcome, TenantInfo, TenantStore};
+pub use sync_log::{SYNC_LOG_KEEP, SyncLogEntry};
 pub use wall_clock::{ManualClock, SystemClock, WallClock};
 pub use writes::PropertyUpdate;

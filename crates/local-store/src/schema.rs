@@ -9,8 +9,18 @@ use crate::error::{StoreError, StoreResult};
 
 /// The migrations in order; the version after applying `MIGRATIONS[i]` is `i + 1`.
 const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_initial", include_str!("../../../migrations/local/0001_initial.sql")),
-    ("0002_server_account", include_str!("../../../migrations/local/0002_server_account.sql")),
+    (
+        "0001_initial",
+        include_str!("../../../migrations/local/0001_initial.sql"),
+    ),
+    (
+        "0002_server_account",
+        include_str!("../../../migrations/local/0002_server_account.sql"),
+    ),
+    (
+        "0003_sync_log",
+        include_str!("../../../migrations/local/0003_sync_log.sql"),
+    ),
 ];
 
 /// The schema version this build creates and understands.

@@ -5,6 +5,7 @@
 pub mod import;
 mod keys;
 mod records;
+mod sync;
 mod views;
 
 use std::path::PathBuf;
@@ -42,6 +43,14 @@ pub fn run(cli: Cli) -> Result<Report, CliError> {
         Command::Day { date, crew } => views::day(&context, &date, crew.as_deref()),
         Command::Status => views::status(&context),
         Command::Inbox(command) => views::inbox(&context, command),
+        Command::Login {
+            server,
+            slug,
+            email,
+            device_name,
+        } => sync::login(&context, &server, &slug, &email, device_name.as_deref()),
+        Command::Sync { watch, interval } => sync::sync(&context, watch, interval),
+        Command::Diagnostics { out } => sync::diagnostics(&context, out.as_deref()),
     }
 }
 

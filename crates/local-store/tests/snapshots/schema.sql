@@ -174,6 +174,20 @@ CREATE TABLE storms (
     field_clocks  TEXT NOT NULL DEFAULT '{}'
 ) STRICT;
 
+CREATE TABLE sync_log (
+    seq         INTEGER PRIMARY KEY,
+    started_at  INTEGER NOT NULL,
+    elapsed_ms  INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    error_code  TEXT,
+    pushed      INTEGER NOT NULL,
+    duplicates  INTEGER NOT NULL,
+    refused     INTEGER NOT NULL,
+    pulled      INTEGER NOT NULL,
+    bytes_sent  INTEGER NOT NULL,
+    bytes_received INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE sync_state (
     singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
     cursor        TEXT,
