@@ -89,8 +89,30 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         test.env(key, value);
     }
     run(&mut test)?;
+    ui_tests()?;
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The web UI: install from the lockfile, type-check, unit tests, then browser tests on the built UI.
+fn ui_tests() -> anyhow::Result<()> {
+    system::ensure_ui_packages()?;
+    let ui = workspace_root().join("ui");
+    let npm = |args: &[&str]| -> anyhow::Result<()> {
+        let mut cmd = Command::new("npm");
+        cmd.args(args).current_dir(&ui);
+        let line = format!("npm {} (in ui/)", args.join(" "));
+        eprintln!("$ {line}");
+        let status = cmd
+            .status()
+            .with_context(|| format!("could not start {line}"))?;
+        anyhow::ensure!(status.success(), "{line} failed with {status}");
+        Ok(())
+    };
+    npm(&["ci", "--no-audit", "--no-fund", "--loglevel=error"])?;
+    npm(&["run", "typecheck"])?;
+    npm(&["test"])?;
+    npm(&["run", "test:e2e"])
 }
 
 fn bench(args: &[String]) -> anyhow::Result<()> {

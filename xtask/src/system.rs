@@ -60,9 +60,31 @@ fn python_venv_works() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+const UI_REQUIREMENTS: &[Requirement] = &[
+    // The web UI's build and tests.
+    Requirement {
+        package: "nodejs",
+        present: || has_command("node"),
+    },
+    Requirement {
+        package: "npm",
+        present: || has_command("npm"),
+    },
+    // Browser tests drive Debian's Chromium through playwright-core (never a downloaded browser).
+    Requirement {
+        package: "chromium",
+        present: || std::path::Path::new("/usr/bin/chromium").exists(),
+    },
+];
+
 /// Installs what `cargo xtask test` needs.
 pub fn ensure_test_packages() -> anyhow::Result<()> {
     ensure(TEST_REQUIREMENTS)
+}
+
+/// Installs what the web UI's tests need.
+pub fn ensure_ui_packages() -> anyhow::Result<()> {
+    ensure(UI_REQUIREMENTS)
 }
 
 fn ensure(requirements: &[Requirement]) -> anyhow::Result<()> {
