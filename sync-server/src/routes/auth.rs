@@ -58,8 +58,19 @@ pub async fn audit(
     Ok(())
 }
 
+/// At most one password verification per core at a time, first come first served: a burst of sign-ins
+/// is then answered in order, instead of every verification slowing down together until all time out.
+fn verification_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
 /// Verifies a password off the async runtime (PBKDF2 takes a few hundred milliseconds of CPU).
 async fn verify_password(password: Zeroizing<String>, stored: Option<String>) -> bool {
+    // The semaphore is never closed; if it were, verifying without a slot is still correct.
+    let _slot = verification_slots().acquire().await;
     tokio::task::spawn_blocking(move || match stored {
         Some(hash) => password::verify_password(&password, &hash),
         None => {
@@ -189,10 +200,14 @@ pub async fn login(
     };
     let mut tx = state.app.begin_tenant(tenant.id).await?;
     let credentials = tx.find_user_by_email(req.email.trim()).await?;
+    // No pooled connection is held across PBKDF2 (hundreds of ms of CPU): a burst of sign-ins would
+    // otherwise hold every connection and starve sync requests until acquisition timed out (503).
+    tx.commit().await?;
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
     if !verify_password(password, stored).await {
         Metrics::add(&state.metrics.logins_failed, 1);
         if let Some(c) = &credentials {
+            let mut tx = state.app.begin_tenant(tenant.id).await?;
             audit(
                 &mut tx,
                 Some(c.user.id),
@@ -216,6 +231,7 @@ pub async fn login(
         ));
     }
     let user = credentials.user;
+    let mut tx = state.app.begin_tenant(tenant.id).await?;
     let device = tx
         .register_or_get_device(
             req.device_id,
