@@ -88,31 +88,96 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     for (key, value) in system::test_environment()? {
         test.env(key, value);
     }
-    run(&mut test)?;
-    ui_tests()?;
+    let mut tally = TestTally::default();
+    run_counting(&mut test, &mut tally)?;
+    ui_tests(&mut tally)?;
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
 }
 
+/// Tests counted from the runners' own summary lines (cargo's `test result:`, vitest's `Tests`).
+#[derive(Debug, Default)]
+struct TestTally {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestTally {
+    fn read_line(&mut self, line: &str) {
+        let number_before = |text: &str, word: &str| -> Option<u64> {
+            let head = &text[..text.find(word)?];
+            head.split(|c: char| !c.is_ascii_digit())
+                .rfind(|t| !t.is_empty())?
+                .parse()
+                .ok()
+        };
+        let plain = line.trim();
+        let rest = plain
+            .strip_prefix("test result:")
+            .or_else(|| plain.strip_prefix("Tests "));
+        if let Some(rest) = rest {
+            // cargo: "ok. 21 passed; 0 failed; …"; vitest: "12 passed (12)" or "1 failed | 11 passed (12)".
+            self.passed += number_before(rest, " passed").unwrap_or(0);
+            self.failed += number_before(rest, " failed").unwrap_or(0);
+        }
+    }
+}
+
+/// Runs a command, echoing its output and counting the tests its runner reports.
+fn run_counting(cmd: &mut Command, tally: &mut TestTally) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let line = format!("{cmd:?}");
+    eprintln!("$ {line}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {line}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{text}");
+            // Colour codes would hide the words the tally looks for.
+            tally.read_line(&strip_ansi(&text));
+        }
+    }
+    let status = child.wait()?;
+    anyhow::ensure!(status.success(), "{line} failed with {status}");
+    Ok(())
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The web UI: install from the lockfile, type-check, unit tests, then browser tests on the built UI.
-fn ui_tests() -> anyhow::Result<()> {
+fn ui_tests(tally: &mut TestTally) -> anyhow::Result<()> {
     system::ensure_ui_packages()?;
     let ui = workspace_root().join("ui");
-    let npm = |args: &[&str]| -> anyhow::Result<()> {
+    let npm = |args: &[&str]| {
         let mut cmd = Command::new("npm");
         cmd.args(args).current_dir(&ui);
-        let line = format!("npm {} (in ui/)", args.join(" "));
-        eprintln!("$ {line}");
-        let status = cmd
-            .status()
-            .with_context(|| format!("could not start {line}"))?;
-        anyhow::ensure!(status.success(), "{line} failed with {status}");
-        Ok(())
+        cmd
     };
-    npm(&["ci", "--no-audit", "--no-fund", "--loglevel=error"])?;
-    npm(&["run", "typecheck"])?;
-    npm(&["test"])?;
-    npm(&["run", "test:e2e"])
+    run_counting(
+        &mut npm(&["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+        tally,
+    )?;
+    run_counting(&mut npm(&["run", "typecheck"]), tally)?;
+    run_counting(&mut npm(&["test"]), tally)?;
+    run_counting(&mut npm(&["run", "test:e2e"]), tally)
 }
 
 fn bench(args: &[String]) -> anyhow::Result<()> {
@@ -133,4 +198,24 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         cmd.env(key, value);
     }
     run(&mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_reads_cargo_and_vitest_summaries() {
+        let mut tally = TestTally::default();
+        tally.read_line("test result: ok. 21 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.04s");
+        tally.read_line("test result: FAILED. 3 passed; 2 failed; 0 ignored");
+        tally.read_line("      Tests  12 passed (12)");
+        tally.read_line("      Tests  1 failed | 11 passed (12)");
+        tally.read_line("running 3 tests");
+        assert_eq!((tally.passed, tally.failed), (47, 3));
+        assert_eq!(
+            strip_ansi("\u{1b}[32mTests\u{1b}[0m  5 passed"),
+            "Tests  5 passed"
+        );
+    }
 }
