@@ -481,15 +481,17 @@ pub fn run() -> anyhow::Result<String> {
     drop(plain);
 
     let data_dir = DataDir::new(cipher_dir.path())?;
-    let mut unlocks = Vec::new();
+    // Unlock and the KDF alone, interleaved; the best of each is the least disturbed by other work on
+    // the machine, so their ratio is the KDF's share.
+    let mut unlock = Duration::MAX;
+    let mut kdf = Duration::MAX;
     for _ in 0..UNLOCK_REPEATS {
+        kdf = kdf.min(kdf_once());
         let started = Instant::now();
         let store = data_dir.open(tenant, Some("bench"), &Passphrase::new(PASSPHRASE))?;
-        unlocks.push(started.elapsed());
+        unlock = unlock.min(started.elapsed());
         drop(store);
     }
-    let unlock = median(unlocks);
-    let kdf = median((0..UNLOCK_REPEATS).map(|_| kdf_once()).collect());
     let mut plain_opens = Vec::new();
     for _ in 0..UNLOCK_REPEATS {
         let started = Instant::now();
@@ -593,7 +595,10 @@ pub fn run() -> anyhow::Result<String> {
         ms(cipher_queries.overall_p50),
         ms(cipher_queries.overall_p95)
     )?;
-    writeln!(out, "### Open + unlock ({PROPERTIES}-property file)\n")?;
+    writeln!(
+        out,
+        "### Open + unlock ({PROPERTIES}-property file, best of {UNLOCK_REPEATS})\n"
+    )?;
     writeln!(out, "| | time |")?;
     writeln!(out, "|---|---|")?;
     writeln!(
@@ -604,9 +609,10 @@ pub fn run() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "| of which PBKDF2 alone | {} (**{:.0} %** of unlock) |",
+        "| of which PBKDF2 alone | {} (**{:.0} %** of unlock; everything else: {}) |",
         ms(kdf),
-        kdf.as_secs_f64() / unlock.as_secs_f64() * 100.0
+        (kdf.as_secs_f64() / unlock.as_secs_f64() * 100.0).min(100.0),
+        ms(unlock.saturating_sub(kdf))
     )?;
     writeln!(
         out,
