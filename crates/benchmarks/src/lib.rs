@@ -2,17 +2,19 @@
 //! returns a Markdown section; `report` writes the sections into `docs/benchmarks.md`.
 
 pub mod report;
+pub mod server;
 pub mod store;
 pub mod uplift;
 
 /// Every suite `cargo xtask bench` runs, in order.
-pub const SUITES: &[&str] = &["uplift", "store"];
+pub const SUITES: &[&str] = &["uplift", "store", "server"];
 
 /// Runs one suite; `None` when the name is unknown.
 pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Option<String>> {
     Ok(match name {
         "uplift" => Some(uplift::run(shared_data)?),
         "store" => Some(store::run()?),
+        "server" => Some(server::run()?),
         _ => None,
     })
 }
