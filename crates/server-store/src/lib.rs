@@ -10,6 +10,7 @@ pub mod bench;
 pub mod control;
 pub mod error;
 pub mod init;
+pub mod learning;
 mod operator_access;
 pub mod pool;
 mod rows;
@@ -22,6 +23,9 @@ pub use control::NewTenant;
 pub use error::{StartupCheckError, StoreError};
 pub use init::{
     DEFAULT_ROLE_PREFIX, InitOutput, MIGRATOR, MigrationStatus, RoleNames, init_database,
+};
+pub use learning::{
+    ArmCounts, ExperimentCounts, TrainingRow, storm_model_prefix, training_lock_key,
 };
 pub use pool::{AppPool, ControlPool, PoolSettings, check_app_role, migrations_current};
 pub use sync::{Cursor, PullScope, PushContext, PushOutcome};
