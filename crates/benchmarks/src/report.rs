@@ -42,11 +42,9 @@ pub fn previous_section(path: &Path, suite: &str) -> Option<String> {
     (e > s).then(|| text[s..e].to_owned())
 }
 
-/// A one-line description of the machine, for each section's heading.
+/// A one-line description of the machine and the time, for each section's heading.
 pub fn machine_line() -> String {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -59,12 +57,35 @@ pub fn machine_line() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("{cores} cores, {cpu}; measured at Unix time {secs}")
+    format!("{cores} cores, {cpu}; measured {}", utc_text(secs))
+}
+
+/// `YYYY-MM-DD HH:MM UTC` from Unix seconds (Howard Hinnant's days-to-civil algorithm).
+fn utc_text(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hour, minute) = ((secs % 86_400) / 3_600, (secs % 3_600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_text_formats_known_instants() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_text(1_795_464_566), "2026-11-23 20:09 UTC");
+    }
 
     #[test]
     fn sections_are_replaced_in_place_and_others_kept() {
