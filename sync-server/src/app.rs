@@ -45,6 +45,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/devices/{device_id}/revoke",
             post(routes::auth::revoke_device),
         )
+        .route(
+            "/v1/admin/storms/{storm_id}/experiment",
+            post(routes::admin::create_experiment).get(routes::admin::experiment_summary),
+        )
+        .route(
+            "/v1/admin/storms/{storm_id}/train",
+            post(routes::admin::train),
+        )
+        .route(
+            "/v1/admin/storms/{storm_id}/health",
+            get(routes::admin::health),
+        )
+        .route("/v1/admin/models", get(routes::admin::models))
         .merge(sync)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long, env = "STORMOPS_LOG_JSON")]
     pub log_json: bool,
+    /// Seconds between background training rounds (0 disables the trainer).
+    #[arg(long, env = "STORMOPS_TRAIN_INTERVAL_SECS", default_value_t = crate::learning::DEFAULT_TRAIN_INTERVAL_SECS)]
+    pub train_interval_secs: u64,
+    /// New outcomes a storm needs before the background trainer retrains it.
+    #[arg(long, env = "STORMOPS_TRAIN_MIN_NEW_OUTCOMES", default_value_t = crate::learning::DEFAULT_TRAIN_MIN_NEW_OUTCOMES)]
+    pub train_min_new_outcomes: u64,
 }
 
 /// Where operator commands connect: the control-plane role.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod learning;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

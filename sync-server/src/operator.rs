@@ -161,7 +161,11 @@ async fn serve(args: ServeArgs) -> Result<(), CommandError> {
         database_url: args.database_url,
         control_database_url: args.control_database_url,
         pool_size: args.pool_size,
-        settings: ServerSettings::default(),
+        settings: ServerSettings {
+            train_interval_secs: args.train_interval_secs,
+            train_min_new_outcomes: args.train_min_new_outcomes,
+            ..ServerSettings::default()
+        },
     };
     crate::serve::serve_forever(&config, &args.bind)
         .await

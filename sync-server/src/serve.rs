@@ -102,6 +102,11 @@ pub struct RunningServer {
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Stops the background trainer (None when it is disabled).
+    trainer: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl RunningServer {
@@ -111,6 +116,10 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let _ = self.task.await;
+        if let Some((stop, task)) = self.trainer.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
     }
 }
 
@@ -130,11 +139,22 @@ pub async fn start(config: &ServerConfig, bind: &str) -> anyhow::Result<RunningS
             })
             .await
     });
+    let trainer = (state.settings.train_interval_secs > 0).then(|| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(crate::learning::run_trainer(
+            state.clone(),
+            std::time::Duration::from_secs(state.settings.train_interval_secs),
+            state.settings.train_min_new_outcomes,
+            stopped,
+        ));
+        (stop, task)
+    });
     Ok(RunningServer {
         addr,
         state,
         shutdown: Some(tx),
         task,
+        trainer,
     })
 }
 

@@ -25,6 +25,10 @@ pub struct ServerSettings {
     pub access_ttl_ms: i64,
     pub refresh_ttl_ms: i64,
     pub max_clock_skew_ms: u64,
+    /// Seconds between background training rounds; 0 disables the trainer.
+    pub train_interval_secs: u64,
+    /// New outcomes a storm needs before the background trainer retrains it.
+    pub train_min_new_outcomes: u64,
 }
 
 impl Default for ServerSettings {
@@ -33,6 +37,8 @@ impl Default for ServerSettings {
             access_ttl_ms: crate::auth::token::ACCESS_TTL_MS,
             refresh_ttl_ms: crate::auth::token::REFRESH_TTL_MS,
             max_clock_skew_ms: sync_protocol::MAX_CLOCK_SKEW_MS,
+            train_interval_secs: crate::learning::DEFAULT_TRAIN_INTERVAL_SECS,
+            train_min_new_outcomes: crate::learning::DEFAULT_TRAIN_MIN_NEW_OUTCOMES,
         }
     }
 }

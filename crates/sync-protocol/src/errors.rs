@@ -21,6 +21,12 @@ pub enum ErrorCode {
     ServerOwnedField,
     AppendOnly,
     UnknownRecord,
+    /// Training refused: an arm has fewer outcome rows than the learner needs.
+    NotEnoughData,
+    /// Training refused: every outcome in an arm is the same.
+    SingleOutcomeClass,
+    /// Training or a summary needs the storm's experiment, and there is none.
+    NoExperiment,
     Unauthenticated,
     InvalidCredentials,
     TokenExpired,
@@ -55,6 +61,9 @@ impl ErrorCode {
             ErrorCode::ServerOwnedField => "server_owned_field",
             ErrorCode::AppendOnly => "append_only",
             ErrorCode::UnknownRecord => "unknown_record",
+            ErrorCode::NotEnoughData => "not_enough_data",
+            ErrorCode::SingleOutcomeClass => "single_outcome_class",
+            ErrorCode::NoExperiment => "no_experiment",
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::InvalidCredentials => "invalid_credentials",
             ErrorCode::TokenExpired => "token_expired",
@@ -87,7 +96,10 @@ impl ErrorCode {
             | ErrorCode::ForeignReference
             | ErrorCode::ServerOwnedField
             | ErrorCode::AppendOnly
-            | ErrorCode::UnknownRecord => 422,
+            | ErrorCode::UnknownRecord
+            | ErrorCode::NotEnoughData
+            | ErrorCode::SingleOutcomeClass
+            | ErrorCode::NoExperiment => 422,
             ErrorCode::Unauthenticated
             | ErrorCode::InvalidCredentials
             | ErrorCode::TokenExpired

@@ -1,5 +1,6 @@
 //! HTTP handlers by area. Each handler parses, authorises, calls the store in one transaction, answers.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod sync;

@@ -1,0 +1,280 @@
+//! The office's learning routes: create a storm's experiment (assigning every current property to an
+//! arm), train now, the experiment summary (arms, lift with its 95 % CI and p-value, the latest model),
+//! the storm's data-health checks (run and stored, with runbooks) and the model registry.
+//!
+//! Writes need an admin; admins, crew chiefs and viewers may read; field users get 403 everywhere here.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use domain::{
+    ArmAssignment, Experiment, ExperimentId, QualityMetricId, QualityStatus, Role, StormId,
+    Timestamp, Validate,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sync_protocol::ErrorCode;
+use uplift::experiment::{GroupOutcomes, arm_for, conversion_lift};
+use uplift::health::{HealthInput, HealthThresholds, run_health_checks};
+use uuid::Uuid;
+
+use crate::auth::identity::Identity;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::learning::train_tenant_storm;
+use crate::routes::auth::audit;
+use crate::state::{AppState, now_ms};
+
+const READERS: [Role; 3] = [Role::Admin, Role::CrewChief, Role::Viewer];
+
+fn storm_id(text: &str) -> Result<StormId, ApiError> {
+    Uuid::try_parse(text).map(StormId::from_uuid).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidUuid,
+            "the storm id in the path is not a UUID",
+        )
+    })
+}
+
+fn no_storm() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such storm in this account")
+}
+
+/// `POST /v1/admin/storms/{storm_id}/experiment` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExperiment {
+    /// Share of properties in the treatment arm, strictly between 0 and 1.
+    pub treatment_share: f64,
+}
+
+/// Creates the storm's experiment with a random seed and assigns every current property to an arm by
+/// `uplift::experiment::arm_for` (deterministic in seed and property). A second experiment is 409.
+pub async fn create_experiment(
+    State(state): State<AppState>,
+    identity: Identity,
+    headers: HeaderMap,
+    Path(storm): Path<String>,
+    ApiJson(body): ApiJson<CreateExperiment>,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&[Role::Admin], "create experiments")?;
+    let storm = storm_id(&storm)?;
+    let mut seed_bytes = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut seed_bytes)
+        .map_err(|_| ApiError::internal("experiment seed", &"the system random source failed"))?;
+    let now = Timestamp(now_ms());
+    let experiment = Experiment {
+        id: ExperimentId::generate(),
+        storm_id: storm,
+        treatment_share: body.treatment_share,
+        seed: u64::from_le_bytes(seed_bytes),
+        started_at: now,
+    };
+    experiment
+        .validate(now)
+        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
+    let mut tx = identity.begin(&state).await?;
+    // One experiment per storm even with concurrent requests: they queue on the tenant's training lock.
+    if !tx.try_training_lock().await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the storm's experiment or model is being changed right now; try again",
+        ));
+    }
+    if !tx.storm_exists(storm).await? {
+        return Err(no_storm());
+    }
+    if let Some(existing) = tx.storm_experiment(storm).await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this storm already has an experiment; arms never change once made",
+        )
+        .with_details(json!({ "experiment_id": existing.id })));
+    }
+    tx.insert_experiment(&experiment, now).await?;
+    let mut arms = Vec::new();
+    for property in tx.unassigned_properties(storm, &experiment).await? {
+        let arm = arm_for(experiment.seed, property, experiment.treatment_share)
+            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
+        arms.push(ArmAssignment {
+            experiment_id: experiment.id,
+            property_id: property,
+            arm,
+            assigned_at: now,
+        });
+    }
+    for chunk in arms.chunks(5_000) {
+        tx.insert_arm_assignments(chunk, now).await?;
+    }
+    audit(
+        &mut tx,
+        Some(identity.0.user_id),
+        Some(identity.0.device_id),
+        "experiment.create",
+        format!("storm:{storm}"),
+        &headers,
+    )
+    .await?;
+    tx.commit().await?;
+    let treatment = arms
+        .iter()
+        .filter(|a| a.arm == domain::Arm::Treatment)
+        .count();
+    Ok(Json(json!({
+        "experiment": experiment,
+        "assigned": arms.len(),
+        "treatment": treatment,
+        "control": arms.len() - treatment,
+    })))
+}
+
+/// Trains the storm's model now; a refusal is a typed 422 and the model in service stays.
+pub async fn train(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(storm): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&[Role::Admin], "train models")?;
+    let storm = storm_id(&storm)?;
+    // Tenant active and device not revoked, checked as for every request.
+    identity.begin(&state).await?.rollback().await?;
+    let summary = train_tenant_storm(&state, identity.0.tenant_id, storm).await?;
+    Ok(Json(json!(summary)))
+}
+
+fn group(rows: u64, conversions: u64) -> GroupOutcomes {
+    GroupOutcomes { rows, conversions }
+}
+
+/// The storm's experiment: arm sizes, conversions, lift with 95 % CI and p-value, the latest model.
+pub async fn experiment_summary(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(storm): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&READERS, "read experiments")?;
+    let storm = storm_id(&storm)?;
+    let mut tx = identity.begin(&state).await?;
+    if !tx.storm_exists(storm).await? {
+        return Err(no_storm());
+    }
+    let experiment = tx.storm_experiment(storm).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::NoExperiment, "this storm has no experiment yet")
+    })?;
+    let counts = tx.experiment_counts(storm, &experiment).await?;
+    let model = tx.latest_storm_model(storm).await?;
+    tx.commit().await?;
+    let lift = conversion_lift(
+        group(counts.treatment.rows, counts.treatment.conversions),
+        group(counts.control.rows, counts.control.conversions),
+    )
+    .ok();
+    let arm = |assigned: u64, c: server_store::ArmCounts| {
+        json!({
+            "assigned": assigned,
+            "with_outcome": c.rows,
+            "conversions": c.conversions,
+            "conversion_rate": if c.rows == 0 { None } else { Some(c.conversions as f64 / c.rows as f64) },
+        })
+    };
+    Ok(Json(json!({
+        "experiment": experiment,
+        "treatment": arm(counts.assigned_treatment, counts.treatment),
+        "control": arm(counts.assigned_control, counts.control),
+        "lift": lift,
+        "model": model,
+    })))
+}
+
+/// The tenant's thresholds: `tenant_settings` overrides over the PRODUCT.md defaults.
+fn thresholds(overrides: &Value) -> Result<HealthThresholds, ApiError> {
+    let mut merged = serde_json::to_value(HealthThresholds::default())
+        .map_err(|e| ApiError::internal("health thresholds", &e))?;
+    if let (Some(base), Some(extra)) = (merged.as_object_mut(), overrides.as_object()) {
+        for (k, v) in extra {
+            if base.contains_key(k) {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    serde_json::from_value(merged).map_err(|e| ApiError::internal("health thresholds", &e))
+}
+
+/// Runs the storm's data-health checks, stores each reading in `data_quality_metrics` and answers them
+/// with their runbooks.
+pub async fn health(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(storm): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&READERS, "read data health")?;
+    let storm = storm_id(&storm)?;
+    let now = Timestamp(now_ms());
+    let mut tx = identity.begin(&state).await?;
+    if !tx.storm_exists(storm).await? {
+        return Err(no_storm());
+    }
+    let thresholds = thresholds(&tx.health_threshold_overrides().await?)?;
+    let scores: Vec<f64> = tx
+        .storm_scores(storm)
+        .await?
+        .iter()
+        .map(|s| s.uplift)
+        .collect();
+    let lift = match tx.storm_experiment(storm).await? {
+        Some(experiment) => {
+            let c = tx.experiment_counts(storm, &experiment).await?;
+            conversion_lift(
+                group(c.treatment.rows, c.treatment.conversions),
+                group(c.control.rows, c.control.conversions),
+            )
+            .ok()
+            .map(|l| l.lift)
+        }
+        None => None,
+    };
+    let volume = tx
+        .outcome_volume(storm, now.plus_millis(-86_400_000))
+        .await?;
+    let nulls = tx.required_nulls(storm).await?;
+    let input = HealthInput {
+        uplift_scores: (!scores.is_empty()).then_some(scores.as_slice()),
+        conversion_lift: lift,
+        volume: (volume.1 > 0).then_some(volume),
+        required_nulls: Some(nulls),
+    };
+    let readings = run_health_checks(&input, &thresholds)
+        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
+    let metrics: Vec<_> = readings
+        .iter()
+        .cloned()
+        .map(|r| r.into_metric(QualityMetricId::generate(), Some(storm), now))
+        .collect();
+    tx.insert_quality_metrics(&metrics, now).await?;
+    tx.commit().await?;
+    let alerts = metrics
+        .iter()
+        .filter(|m| m.status != QualityStatus::Ok)
+        .count();
+    Ok(Json(json!({
+        "storm_id": storm,
+        "measured_at": now,
+        "thresholds": thresholds,
+        "alerts": alerts,
+        "readings": metrics,
+    })))
+}
+
+/// The model registry, newest first.
+pub async fn models(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&READERS, "read models")?;
+    let mut tx = identity.begin(&state).await?;
+    let models = tx.list_models().await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "models": models })))
+}
