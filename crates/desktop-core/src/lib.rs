@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod engine;
+pub mod policy;
 pub mod signin;
 pub mod status;
 

@@ -12,6 +12,7 @@ mod data_dir;
 mod error;
 mod key_file;
 mod outbox;
+mod policy_inputs;
 mod pull;
 mod queries;
 mod rows;
