@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo::run_demo(rest),
         "bench" => bench(rest),
         "tidy" => tidy::run(&workspace_root(), rest.iter().any(|a| a == "--bless")),
+        "codegen" => codegen(),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
@@ -34,8 +35,22 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)"
+        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
     );
+}
+
+/// Rewrites `ui/src/lib/backend/generated/` from desktop-core's bridge types: the freshness test
+/// writes the files instead of comparing when the variable is set.
+fn codegen() -> anyhow::Result<()> {
+    run(Command::new("cargo")
+        .args([
+            "test",
+            "-p",
+            "desktop-core",
+            "--lib",
+            "bindings::tests::generated_typescript_is_fresh",
+        ])
+        .env("STORMOPS_CODEGEN_WRITE", "1"))
 }
 
 /// The workspace root (the parent of this crate).

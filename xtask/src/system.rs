@@ -46,12 +46,40 @@ const TEST_REQUIREMENTS: &[Requirement] = &[
         package: "pkg-config",
         present: || has_command("pkg-config"),
     },
+    // The Tauri desktop shell (src-tauri) builds against WebKitGTK and its tray and image libraries.
+    Requirement {
+        package: "libwebkit2gtk-4.1-dev",
+        present: || pkg_config_has("webkit2gtk-4.1"),
+    },
+    Requirement {
+        package: "libssl-dev",
+        present: || pkg_config_has("openssl"),
+    },
+    Requirement {
+        package: "libayatana-appindicator3-dev",
+        present: || pkg_config_has("ayatana-appindicator3-0.1"),
+    },
+    Requirement {
+        package: "librsvg2-dev",
+        present: || pkg_config_has("librsvg-2.0"),
+    },
+    Requirement {
+        package: "libxdo-dev",
+        present: || Path::new("/usr/include/xdo.h").exists(),
+    },
     // A Python venv for the independent SQLCipher reader used by the recovery-key test.
     Requirement {
         package: "python3-venv",
         present: || python_venv_works(),
     },
 ];
+
+fn pkg_config_has(library: &str) -> bool {
+    Command::new("pkg-config")
+        .args(["--exists", library])
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 fn python_venv_works() -> bool {
     Command::new("python3")

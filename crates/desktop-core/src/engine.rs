@@ -199,6 +199,18 @@ impl SyncEngine {
         .map_err(|_| SyncError::Closed)?
     }
 
+    /// Closes the tenant file now (releasing its lock); later store calls fail with `Closed`. The
+    /// shell calls it on lock, so the file can be reopened while the agent winds down.
+    pub async fn close(&self) {
+        let store = Arc::clone(&self.store);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut guard) = store.lock() {
+                guard.take();
+            }
+        })
+        .await;
+    }
+
     pub fn tenant_id(&self) -> TenantId {
         self.tenant_id
     }

@@ -3,9 +3,10 @@
 //! and the inbox count. One value, published on a watch channel, read by every view.
 
 use serde::Serialize;
+use ts_rs::TS;
 
 /// The engine's connection state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Connectivity {
     /// Not yet tried.
@@ -23,7 +24,7 @@ pub enum Connectivity {
 }
 
 /// What a running sync is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     #[default]
@@ -34,7 +35,7 @@ pub enum Phase {
 }
 
 /// Progress of one direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, TS)]
 pub struct Progress {
     pub done: u64,
     /// Known for pushes (the outbox size at start); for pulls the server's page flag says more follow.
@@ -43,7 +44,7 @@ pub struct Progress {
 }
 
 /// The whole visible state.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default, TS)]
 pub struct SyncStatus {
     pub connectivity: Connectivity,
     pub phase: Phase,
@@ -60,7 +61,7 @@ pub struct SyncStatus {
 }
 
 /// The last error, as a stable code and plain words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct StatusError {
     pub code: String,
     pub message: String,

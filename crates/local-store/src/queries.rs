@@ -143,6 +143,39 @@ pub fn utc_day_range(day: &str) -> StoreResult<(i64, i64)> {
     Ok((start, start + 86_400_000))
 }
 
+/// Appends the query's active filters to `sql` (the properties table is `p`).
+/// Only the active filters become SQL, so each combination gets its own cached plan that can use the index.
+fn push_filters(query: &PropertyQuery, sql: &mut String, args: &mut Vec<SqlValue>) {
+    if let Some(storm) = query.storm_id {
+        args.push(SqlValue::Text(storm.to_string()));
+        sql.push_str(&format!(" AND p.storm_id = ?{}", args.len()));
+    }
+    if let Some(status) = query.status {
+        args.push(SqlValue::Text(status.as_str().into()));
+        sql.push_str(&format!(" AND p.status = ?{}", args.len()));
+    }
+    if let Some(decision) = query.decision {
+        args.push(SqlValue::Text(decision.as_str().into()));
+        sql.push_str(&format!(" AND p.latest_decision = ?{}", args.len()));
+    }
+    if let Some(search) = query
+        .search
+        .as_deref()
+        .map(search_text)
+        .filter(|s| !s.is_empty())
+    {
+        args.push(SqlValue::Text(search));
+        sql.push_str(&format!(
+            " AND instr(p.address_search, ?{}) > 0",
+            args.len()
+        ));
+    }
+    if let Some(territory) = query.territory_id {
+        args.push(SqlValue::Text(territory.to_string()));
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM assignments a WHERE a.property_id = p.id AND a.territory_id = ?{})", args.len()));
+    }
+}
+
 impl TenantStore {
     /// Properties ranked by uplift (highest first, unscored last), filtered, one page.
     pub fn ranked_properties(&self, query: &PropertyQuery) -> StoreResult<Vec<RankedProperty>> {
@@ -157,36 +190,8 @@ impl TenantStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        // Only the active filters become SQL, so each combination gets its own cached plan that can use the index.
         let mut args: Vec<SqlValue> = Vec::new();
-        if let Some(storm) = query.storm_id {
-            args.push(SqlValue::Text(storm.to_string()));
-            sql.push_str(&format!(" AND p.storm_id = ?{}", args.len()));
-        }
-        if let Some(status) = query.status {
-            args.push(SqlValue::Text(status.as_str().into()));
-            sql.push_str(&format!(" AND p.status = ?{}", args.len()));
-        }
-        if let Some(decision) = query.decision {
-            args.push(SqlValue::Text(decision.as_str().into()));
-            sql.push_str(&format!(" AND p.latest_decision = ?{}", args.len()));
-        }
-        if let Some(search) = query
-            .search
-            .as_deref()
-            .map(search_text)
-            .filter(|s| !s.is_empty())
-        {
-            args.push(SqlValue::Text(search));
-            sql.push_str(&format!(
-                " AND instr(p.address_search, ?{}) > 0",
-                args.len()
-            ));
-        }
-        if let Some(territory) = query.territory_id {
-            args.push(SqlValue::Text(territory.to_string()));
-            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM assignments a WHERE a.property_id = p.id AND a.territory_id = ?{})", args.len()));
-        }
+        push_filters(query, &mut sql, &mut args);
         let limit = if query.limit == 0 { 50 } else { query.limit };
         args.push(SqlValue::Integer(limit.into()));
         args.push(SqlValue::Integer(query.offset.into()));
@@ -210,6 +215,65 @@ impl TenantStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// How many properties the query's filters match (its limit and offset are ignored).
+    pub fn property_count(&self, query: &PropertyQuery) -> StoreResult<i64> {
+        let mut sql = String::from("SELECT count(*) FROM properties p WHERE 1 = 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        push_filters(query, &mut sql, &mut args);
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(args), |r| r.get(0))?)
+    }
+
+    /// A storm's territories (every storm's when `storm` is None), by name.
+    pub fn territories(&self, storm: Option<StormId>) -> StoreResult<Vec<Territory>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, storm_id, name, crew_id FROM territories WHERE ?1 IS NULL OR storm_id = ?1 ORDER BY name, id",
+        )?;
+        let rows = stmt.query_map([storm.map(|s| s.to_string())], |r| {
+            Ok(Territory {
+                id: rows::parsed(r, 0)?,
+                storm_id: rows::parsed(r, 1)?,
+                name: r.get(2)?,
+                crew_id: rows::parsed_opt(r, 3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The tenant's users as last pulled from the server (empty before the first pull), by name.
+    pub fn cached_users(&self) -> StoreResult<Vec<User>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, email, name, role, crew_id FROM users ORDER BY name, id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(User {
+                id: rows::parsed(r, 0)?,
+                email: r.get(1)?,
+                name: r.get(2)?,
+                role: rows::parsed(r, 3)?,
+                crew_id: rows::parsed_opt(r, 4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The tenant's crews as last pulled from the server (empty before the first pull), by name.
+    pub fn cached_crews(&self) -> StoreResult<Vec<Crew>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name, chief_id FROM crews ORDER BY name, id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Crew {
+                id: rows::parsed(r, 0)?,
+                name: r.get(1)?,
+                chief_id: rows::parsed_opt(r, 2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// One property with its field clocks' owner fields, if present.

@@ -1,31 +1,14 @@
-//! CSV import of properties. The header must name known columns and include the required ones; every
-//! row is parsed and validated before anything is written, and all row errors are reported with their
-//! line numbers. Any error imports nothing.
+//! CSV import of properties from a file. The parsing and validation live in desktop-core (the desktop
+//! app imports the same way); this maps its errors to the CLI's codes and details.
 
-use std::collections::HashSet;
 use std::path::Path;
 
+use desktop_core::csv_import::{self, CsvImportError};
+pub use desktop_core::csv_import::{OPTIONAL_COLUMNS, REQUIRED_COLUMNS};
 use domain::*;
 use serde_json::json;
 
 use crate::error::CliError;
-
-/// Columns that must be present.
-pub const REQUIRED_COLUMNS: &[&str] = &["external_id", "address", "latitude", "longitude"];
-/// Columns that may be present (empty cells mean "unknown").
-pub const OPTIONAL_COLUMNS: &[&str] = &[
-    "roof_age_years",
-    "roof_material",
-    "square_feet",
-    "home_value_cents",
-    "hail_size_in",
-    "distance_to_core_km",
-    "prior_claims",
-    "owner_name",
-    "owner_phone",
-    "owner_email",
-    "status",
-];
 
 pub const CSV_HELP: &str = "Import properties from a CSV file with a header row. Required columns: \
 external_id, address, latitude, longitude. Optional columns: roof_age_years, roof_material \
@@ -34,220 +17,46 @@ hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_
 (new, in_progress, inspected, contracted, not_interested, do_not_contact; default new). Unknown or \
 missing columns, or any invalid row, import nothing; every row error is reported with its line number.";
 
-struct RowError {
-    line: u64,
-    field: String,
-    code: String,
-    message: String,
-}
-
 /// Reads and validates every row of `path`; returns the properties only when all rows are valid.
 pub fn read_properties(
     path: &Path,
     storm: StormId,
     now: Timestamp,
 ) -> Result<Vec<Property>, CliError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| {
-            CliError::new(
-                "import.unreadable",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| {
-            CliError::new(
-                "import.unreadable",
-                format!("cannot read the header of {}: {e}", path.display()),
-            )
-        })?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let unknown: Vec<&String> = header
-        .iter()
-        .filter(|c| {
-            !REQUIRED_COLUMNS.contains(&c.as_str()) && !OPTIONAL_COLUMNS.contains(&c.as_str())
-        })
-        .collect();
-    let missing: Vec<&&str> = REQUIRED_COLUMNS
-        .iter()
-        .filter(|c| !header.iter().any(|h| h == *c))
-        .collect();
-    let mut seen = HashSet::new();
-    let duplicated: Vec<&String> = header.iter().filter(|c| !seen.insert(c.as_str())).collect();
-    if !unknown.is_empty() || !missing.is_empty() || !duplicated.is_empty() {
-        let mut parts = Vec::new();
-        if !missing.is_empty() {
-            parts.push(format!(
-                "missing required columns: {}",
-                missing
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+    let file = std::fs::File::open(path).map_err(|e| {
+        CliError::new(
+            "import.unreadable",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    csv_import::parse_properties(file, storm, now).map_err(|err| match err {
+        CsvImportError::Unreadable(detail) => {
+            CliError::new("import.unreadable", format!("{}: {detail}", path.display()))
         }
-        if !unknown.is_empty() {
-            parts.push(format!(
-                "unknown columns: {}",
-                unknown
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !duplicated.is_empty() {
-            parts.push(format!(
-                "repeated columns: {}",
-                duplicated
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        return Err(CliError::new("import.wrong_columns", format!("{}: {}; nothing imported", path.display(), parts.join("; ")))
-            .with_details(json!({ "missing": missing, "unknown": unknown, "repeated": duplicated, "expected_required": REQUIRED_COLUMNS, "expected_optional": OPTIONAL_COLUMNS })));
-    }
-    let column = |name: &str| header.iter().position(|h| h == name);
-    let mut properties = Vec::new();
-    let mut errors = Vec::new();
-    let mut external_ids = HashSet::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                errors.push(RowError {
-                    line,
-                    field: String::new(),
-                    code: "import.malformed_row".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        let cell = |name: &str| {
-            column(name)
-                .and_then(|i| record.get(i))
-                .filter(|v| !v.is_empty())
-        };
-        match parse_row(&cell, storm) {
-            Ok(property) => {
-                if let Err(v) = property.validate(now) {
-                    errors.push(RowError {
-                        line,
-                        field: v.field.clone(),
-                        code: v.stable_code(),
-                        message: v.message.clone(),
-                    });
-                } else if !external_ids.insert(property.external_id.clone()) {
-                    errors.push(RowError {
-                        line,
-                        field: "external_id".into(),
-                        code: "import.duplicate_external_id".into(),
-                        message: format!(
-                            "external_id {} appears earlier in the file",
-                            property.external_id
-                        ),
-                    });
-                } else {
-                    properties.push(property);
-                }
-            }
-            Err(e) => errors.push(RowError { line, ..e }),
-        }
-    }
-    if !errors.is_empty() {
-        let rows: Vec<_> = errors.iter().map(|e| json!({ "line": e.line, "field": e.field, "code": e.code, "message": e.message })).collect();
-        return Err(CliError::new(
-            "import.invalid_rows",
+        CsvImportError::WrongColumns {
+            missing,
+            unknown,
+            repeated,
+        } => CliError::new(
+            "import.wrong_columns",
             format!(
-                "{}: {} invalid row(s); nothing imported",
+                "{}: {}; nothing imported",
                 path.display(),
-                errors.len()
+                CsvImportError::describe_columns(&missing, &unknown, &repeated)
             ),
         )
-        .with_details(json!({ "rows": rows })));
-    }
-    Ok(properties)
-}
-
-fn parse_row<'a>(
-    cell: &dyn Fn(&str) -> Option<&'a str>,
-    storm: StormId,
-) -> Result<Property, RowError> {
-    let bad = |field: &str, message: String| RowError {
-        line: 0,
-        field: field.into(),
-        code: "import.invalid_value".into(),
-        message,
-    };
-    let number = |field: &str| -> Result<Option<f64>, RowError> {
-        cell(field)
-            .map(|v| {
-                v.parse::<f64>()
-                    .map_err(|_| bad(field, format!("{field}: '{v}' is not a number")))
-            })
-            .transpose()
-    };
-    let required_number = |field: &str| -> Result<f64, RowError> {
-        number(field)?.ok_or_else(|| RowError {
-            line: 0,
-            field: field.into(),
-            code: "validation.required".into(),
-            message: format!("{field} is required"),
-        })
-    };
-    let integer = |field: &str| -> Result<Option<i64>, RowError> {
-        cell(field)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| bad(field, format!("{field}: '{v}' is not a whole number")))
-            })
-            .transpose()
-    };
-    let text = |field: &str| cell(field).map(str::to_owned);
-    let prior_claims = integer("prior_claims")?.unwrap_or(0);
-    Ok(Property {
-        id: PropertyId::generate(),
-        storm_id: storm,
-        external_id: text("external_id").unwrap_or_default(),
-        address: text("address").unwrap_or_default(),
-        latitude: required_number("latitude")?,
-        longitude: required_number("longitude")?,
-        roof_age_years: number("roof_age_years")?,
-        roof_material: cell("roof_material")
-            .map(|v| {
-                v.parse()
-                    .map_err(|e: UnknownVariant| bad("roof_material", e.to_string()))
-            })
-            .transpose()?,
-        square_feet: number("square_feet")?,
-        home_value: integer("home_value_cents")?.map(Cents),
-        hail_size_in: number("hail_size_in")?,
-        distance_to_core_km: number("distance_to_core_km")?,
-        prior_claims: u32::try_from(prior_claims).map_err(|_| {
-            bad(
-                "prior_claims",
-                format!("prior_claims: {prior_claims} is out of range"),
+        .with_details(json!({ "missing": missing, "unknown": unknown, "repeated": repeated, "expected_required": REQUIRED_COLUMNS, "expected_optional": OPTIONAL_COLUMNS })),
+        CsvImportError::InvalidRows(errors) => {
+            let rows: Vec<_> = errors.iter().map(|e| json!({ "line": e.line, "field": e.field, "code": e.code, "message": e.message })).collect();
+            CliError::new(
+                "import.invalid_rows",
+                format!(
+                    "{}: {} invalid row(s); nothing imported",
+                    path.display(),
+                    errors.len()
+                ),
             )
-        })?,
-        owner_name: text("owner_name"),
-        owner_phone: text("owner_phone"),
-        owner_email: text("owner_email"),
-        status: cell("status")
-            .map(|v| {
-                v.parse()
-                    .map_err(|e: UnknownVariant| bad("status", e.to_string()))
-            })
-            .transpose()?
-            .unwrap_or(PropertyStatus::New),
+            .with_details(json!({ "rows": rows }))
+        }
     })
 }

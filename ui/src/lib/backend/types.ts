@@ -1,6 +1,7 @@
 // Hand-written TypeScript mirrors of the Rust serde shapes the bridge carries (snake_case JSON).
 // Sources: crates/domain (records.rs, enums.rs), crates/local-store (queries.rs, outbox.rs, data_dir.rs),
-// crates/desktop-core (status.rs), crates/uplift (experiment.rs, health.rs), crates/sync-protocol (changes.rs).
+// crates/uplift (experiment.rs, health.rs), crates/sync-protocol (changes.rs). The bridge's own shapes and
+// desktop-core status.rs are generated from Rust into ./generated (re-exported below).
 
 /** A UUID in its hyphenated text form. */
 export type Uuid = string;
@@ -225,27 +226,6 @@ export interface TenantEntry {
 }
 
 // ---- local-store queries.rs ----
-/** Filters of the ranked list; every filter optional; limit 0 means the default of 50. */
-export interface PropertyQuery {
-  storm_id?: Uuid | null;
-  territory_id?: Uuid | null;
-  status?: PropertyStatus | null;
-  decision?: Decision | null;
-  /** Case-insensitive substring of the address. */
-  search?: string | null;
-  limit: number;
-  offset: number;
-}
-
-export interface RankedProperty {
-  property: Property;
-  uplift: number | null;
-  p_treat: number | null;
-  p_hold: number | null;
-  model_version: string | null;
-  latest_decision: Decision | null;
-}
-
 /** serde `tag = "kind"`: the record's fields sit beside `kind`. */
 export type TimelineEntry =
   | ({ kind: 'touch' } & JourneyTouch)
@@ -328,43 +308,6 @@ export interface PendingCounts {
   oldest_pending_age_ms: number | null;
 }
 
-// ---- desktop-core status.rs ----
-export type Connectivity =
-  | 'unknown'
-  | 'online'
-  | 'offline'
-  | 'syncing'
-  | 'error'
-  | 'needs_sign_in'
-  | 'revoked';
-export type Phase = 'idle' | 'authenticating' | 'pushing' | 'pulling';
-
-export interface Progress {
-  done: number;
-  total: number | null;
-  bytes: number;
-}
-
-export interface StatusError {
-  code: string;
-  message: string;
-  at_ms: Millis;
-}
-
-export interface SyncStatus {
-  connectivity: Connectivity;
-  phase: Phase;
-  push: Progress;
-  pull: Progress;
-  eta_ms: number | null;
-  pending: number;
-  oldest_pending_age_ms: number | null;
-  refused: number;
-  last_success_at_ms: Millis | null;
-  last_error: StatusError | null;
-  consecutive_failures: number;
-}
-
 // ---- uplift experiment.rs + health.rs ----
 export interface GroupOutcomes {
   rows: number;
@@ -392,43 +335,25 @@ export interface HealthReading {
   runbook: string;
 }
 
-// ---- shapes defined by the bridge itself (the shell assembles them) ----
-export interface Session {
-  tenant_id: Uuid;
-  tenant_name: string;
-  /** The local user whose passphrase unlocked the file. */
-  user: string;
-  /** Null until signed in to the server once (the role comes from the server). */
-  role: Role | null;
-  signed_in: boolean;
-  server_url: string | null;
-  user_id: Uuid | null;
-  crew_id: Uuid | null;
-}
-
-export interface CreatedTenant {
-  tenant: TenantEntry;
-  /** 64 hex characters; shown once. */
-  recovery_key: string;
-}
-
-export interface PropertyDetail {
-  property: Property;
-  score: UpliftScore | null;
-  /** Whether the score was computed from the latest data the server has (null: unknown/unscored). */
-  score_fresh: boolean | null;
-  sync_state: RecordSyncState;
-  timeline: TimelineEntry[];
-}
-
-export interface DeviceSyncHealth {
-  device_id: Uuid;
-  user_name: string;
-  last_sync_at_ms: Millis | null;
-  pending: number;
-  refused: number;
-  status: DeviceStatus;
-}
+// ---- shapes defined by the bridge itself (the shell assembles them), and desktop-core status.rs ----
+// Generated from desktop-core's Rust types by `cargo xtask codegen` (ts-rs); never edit them here.
+export type {
+  CommandError,
+  Connectivity,
+  CreatedTenant,
+  DeviceSyncHealth,
+  ImportLineError,
+  ImportReport,
+  NewStorm,
+  Phase,
+  Progress,
+  PropertyDetail,
+  PropertyQuery,
+  RankedProperty,
+  Session,
+  StatusError,
+  SyncStatus,
+} from './generated';
 
 export interface ModelSummary {
   version: string;
@@ -467,30 +392,3 @@ export interface UsageReport {
   recommendation: string | null;
 }
 
-export interface NewStorm {
-  event_id: string;
-  name: string;
-  started_at: Millis;
-  ended_at: Millis | null;
-  hail_size_in: number;
-  wind_mph: number;
-  affected_area: string;
-}
-
-export interface ImportLineError {
-  /** 1-based line of the CSV text (the header is line 1). */
-  line: number;
-  field: string;
-  message: string;
-}
-
-export interface ImportReport {
-  imported: number;
-  errors: ImportLineError[];
-}
-
-/** The error every command rejects with. */
-export interface CommandError {
-  code: string;
-  message: string;
-}

@@ -1,0 +1,36 @@
+//! The bridge's command names, in `ui/src/lib/backend/commands.ts` order. build.rs includes this file
+//! to declare one permission per command; the capability file allows exactly these.
+
+/// Every command the shell registers.
+pub const COMMAND_NAMES: &[&str] = &[
+    "list_tenants",
+    "create_tenant",
+    "unlock",
+    "lock",
+    "current_session",
+    "sign_in",
+    "sync_status",
+    "sync_now",
+    "inbox",
+    "inbox_retry",
+    "inbox_discard",
+    "inbox_edit",
+    "storms",
+    "territories",
+    "ranked_properties",
+    "property_count",
+    "property_detail",
+    "log_touch",
+    "log_outcome",
+    "decide",
+    "crew_day",
+    "crew_sync_health",
+    "users",
+    "crews",
+    "storm_create",
+    "property_import_csv",
+    "experiment_summary",
+    "experiment_create",
+    "uplift_distribution",
+    "usage",
+];
