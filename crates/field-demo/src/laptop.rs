@@ -20,6 +20,10 @@ pub struct Laptop {
     pub role: Role,
     pub user_id: UserId,
     pub engine: Arc<SyncEngine>,
+    /// The access token of the sign-in (the office uses it for admin routes; it outlives the demo).
+    access_token: Zeroizing<String>,
+    /// The server behind the proxy, for admin calls.
+    pub server: std::net::SocketAddr,
     proxy: FaultProxy,
     agent: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
@@ -62,9 +66,16 @@ impl Laptop {
             role: signed.tokens.role,
             user_id: signed.tokens.user_id,
             engine,
+            access_token: Zeroizing::new(signed.tokens.access_token.clone()),
+            server,
             proxy,
             agent: None,
         })
+    }
+
+    /// The sign-in's access token.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
     }
 
     /// Cuts the laptop off the network (the truck drives out of coverage).

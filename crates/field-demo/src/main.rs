@@ -5,6 +5,7 @@
 
 mod field_day;
 mod laptop;
+mod learning;
 mod server_process;
 
 use std::collections::BTreeMap;
@@ -228,7 +229,10 @@ async fn run() -> anyhow::Result<()> {
     }
     office.engine.sync_once().await?;
 
-    step("8. Summary: the server and every laptop agree");
+    // Steps 8-11: experiment, outcomes, training, scores back to the laptops, the offline policy, lift.
+    learning::run(&office, &laptops, &synthetic).await?;
+
+    step("12. Summary: the server and every laptop agree");
     let office_counts = counts(&office).await?;
     let contested_view = |laptop: &Laptop| {
         let ids = contested.clone();
@@ -298,7 +302,7 @@ async fn run() -> anyhow::Result<()> {
         bail!("a laptop disagrees with the server");
     }
     println!(
-        "\nDemo finished in {:.1} s. Later parts add: uplift training and scores flowing back with the offline policy, the tenant platform (plans, usage, invoices), and the desktop app.",
+        "\nDemo finished in {:.1} s. Later parts add: the tenant platform (plans, usage, invoices), and the desktop app.",
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -236,6 +236,62 @@ impl SyncClient {
         Err(server_error(status, &bytes, None))
     }
 
+    /// GETs a JSON answer with a bearer token.
+    async fn get_json(&self, path: &str, token: &str) -> Result<serde_json::Value, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(PROTOCOL_HEADER, self.protocol_version.to_string())
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(network)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        Err(server_error(status, &bytes, None))
+    }
+
+    /// Creates a storm's experiment (admin): `POST /v1/admin/storms/{storm}/experiment`.
+    pub async fn admin_create_experiment(
+        &self,
+        access_token: &str,
+        storm: domain::StormId,
+        treatment_share: f64,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({ "treatment_share": treatment_share });
+        let path = format!("/v1/admin/storms/{storm}/experiment");
+        Ok(self.post(&path, Some(access_token), &body).await?.0)
+    }
+
+    /// Trains a storm's uplift model now (admin): `POST /v1/admin/storms/{storm}/train`.
+    pub async fn admin_train(
+        &self,
+        access_token: &str,
+        storm: domain::StormId,
+    ) -> Result<serde_json::Value, ClientError> {
+        let path = format!("/v1/admin/storms/{storm}/train");
+        Ok(self
+            .post(&path, Some(access_token), &serde_json::json!({}))
+            .await?
+            .0)
+    }
+
+    /// A storm's experiment summary: `GET /v1/admin/storms/{storm}/experiment`.
+    pub async fn admin_experiment_summary(
+        &self,
+        access_token: &str,
+        storm: domain::StormId,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(
+            &format!("/v1/admin/storms/{storm}/experiment"),
+            access_token,
+        )
+        .await
+    }
+
     /// Pushes one batch. A refused batch is an outcome, not an error: the caller moves the refused
     /// changes to the inbox and pushes the rest again.
     pub async fn push(
