@@ -98,9 +98,16 @@ pub async fn sign_in(
         device_id,
         device_name: request.device_name.to_owned(),
     };
-    let tokens = client.login(&login).await?;
+    let mut tokens = client.login(&login).await?;
     drop(login);
-    let me = client.me(&tokens.access_token).await?;
+    let me = match client.me(&tokens.access_token).await {
+        // A clock far behind the server's, or a very short token lifetime: refresh once and carry on.
+        Err(e) if e.code() == Some(sync_protocol::ErrorCode::TokenExpired) => {
+            tokens = client.refresh(&tokens.refresh_token).await?;
+            client.me(&tokens.access_token).await?
+        }
+        other => other?,
+    };
     let crew_id = me.user.as_ref().and_then(|u| u.crew_id);
     let (mut store, recovery_key, created) = match opened {
         Some(store) => {

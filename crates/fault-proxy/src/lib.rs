@@ -85,21 +85,26 @@ impl FaultProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Applies `fault` to every connection from now on. An outage also closes live connections.
+    /// Applies `fault` to every connection from now on. Live connections are closed, so a client's
+    /// kept-alive connection cannot slip past the new fault.
     pub fn set(&self, fault: Fault) {
         if let Ok(mut f) = self.shared.fault.lock() {
             *f = (fault, false);
         }
-        if fault == Fault::Outage {
-            self.shared.cut.send_modify(|generation| *generation += 1);
-        }
+        self.cut_live_connections();
     }
 
-    /// Applies `fault` to the next connection only, then passes again.
+    /// Applies `fault` to the next connection only, then passes again. Live connections are closed so
+    /// that the next request opens that connection.
     pub fn once(&self, fault: Fault) {
         if let Ok(mut f) = self.shared.fault.lock() {
             *f = (fault, true);
         }
+        self.cut_live_connections();
+    }
+
+    fn cut_live_connections(&self) {
+        self.shared.cut.send_modify(|generation| *generation += 1);
     }
 
     /// Connections accepted so far.

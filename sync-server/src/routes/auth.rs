@@ -295,6 +295,18 @@ pub async fn refresh(
             "the refresh token is not valid; sign in again",
         ));
     };
+    // A revoked device or suspended tenant is said first, even though revocation also ended the
+    // device's tokens: the laptop must learn it was revoked (and wipe itself), not merely sign in again.
+    let device_check = Claims {
+        tenant_id,
+        user_id: record.user_id,
+        device_id: record.device_id,
+        role: Role::Viewer,
+        crew_id: None,
+        issued_at_ms: 0,
+        expires_at_ms: 0,
+    };
+    check_tenant_and_device(&mut tx, &device_check).await?;
     if record.used_at.is_some() {
         tx.revoke_token_family(record.family_id, now).await?;
         audit(
