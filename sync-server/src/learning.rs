@@ -146,10 +146,7 @@ pub async fn train_tenant_storm(
     // The model in service already saw every outcome: nothing to learn (also what a second, concurrent
     // request finds once the first has committed).
     if let Some(model) = tx.latest_storm_model(storm).await?
-        && tx
-            .outcomes_since_watermark(storm, model.data_watermark)
-            .await?
-            == 0
+        && tx.outcomes_new_to_model(storm, &model).await? == 0
     {
         let scored = tx.storm_scores(storm).await?.len();
         tx.rollback().await?;
@@ -162,6 +159,7 @@ pub async fn train_tenant_storm(
         });
     }
     let watermark = tx.current_watermark().await?;
+    let snapshot = tx.current_snapshot().await?;
     let rows = tx.training_rows(storm, &experiment).await?;
     let properties = tx.storm_properties(storm).await?;
     let now = Timestamp::now();
@@ -172,6 +170,8 @@ pub async fn train_tenant_storm(
     .map_err(|e| LearningError::Task(e.to_string()))??;
     tx.upsert_uplift_scores(&fitted.scores, now).await?;
     tx.register_model(&fitted.model, now).await?;
+    tx.record_training_snapshot(fitted.model.id, storm, &snapshot)
+        .await?;
     tx.commit().await?;
     Ok(ModelSummary {
         storm_id: storm,
@@ -288,7 +288,12 @@ fn fit_and_score(
     // The model in service: refit on every row, score every property of the storm.
     let all: Vec<&TrainingRow> = rows.iter().collect();
     let (pipeline, model) = fit_model(&all)?;
-    let version = format!("{}-{}", storm_model_prefix(storm), model.version());
+    // Storm, fitted parameters and data point: a retrain on identical data is still a new version.
+    let version = format!(
+        "{}-{}-w{watermark:x}",
+        storm_model_prefix(storm),
+        model.version()
+    );
     let model = model.with_version(version.clone());
     let x_all = pipeline.transform(&property_table(properties)?)?;
     let predictions = model.predict(&x_all)?;
@@ -328,11 +333,11 @@ pub async fn training_round(state: &AppState, min_new_outcomes: u64) -> Result<u
         let mut tx = state.app.begin_tenant(tenant.id).await?;
         let mut due = Vec::new();
         for storm in tx.storms_with_experiments().await? {
-            let since = match tx.latest_storm_model(storm).await? {
-                Some(m) => m.data_watermark,
-                None => 0,
+            let new = match tx.latest_storm_model(storm).await? {
+                Some(m) => tx.outcomes_new_to_model(storm, &m).await?,
+                None => tx.outcomes_since_watermark(storm, 0).await?,
             };
-            if tx.outcomes_since_watermark(storm, since).await? >= min_new_outcomes {
+            if new >= min_new_outcomes {
                 due.push(storm);
             }
         }

@@ -286,6 +286,24 @@ async fn experiment_outcomes_training_scores_and_health() {
         h.count(h.a.id, "data_quality_metrics").await,
         before + readings.len() as i64
     );
+    // The background trainer's round: nothing new since the model, nothing trained; after new
+    // outcomes at its threshold, exactly this storm is retrained (the harness's storms have no experiment).
+    let state = h.server.state.clone();
+    let round = sync_server::learning::training_round(&state, 1)
+        .await
+        .expect("round");
+    assert_eq!(round, 0);
+    let more = outcomes(&storm, seed, 0.5, 0..25);
+    push_outcomes(&h, &admin, &more).await;
+    let round = sync_server::learning::training_round(&state, 26)
+        .await
+        .expect("round");
+    assert_eq!(round, 0, "below the threshold");
+    let round = sync_server::learning::training_round(&state, 25)
+        .await
+        .expect("round");
+    assert_eq!(round, 1);
+    assert_eq!(h.count(h.a.id, "models").await, 2);
     // Tenant B sees none of it.
     assert_eq!(h.count(h.b.id, "models").await, 0);
     assert_eq!(h.count(h.b.id, "data_quality_metrics").await, 0);

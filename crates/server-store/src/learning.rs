@@ -7,7 +7,7 @@
 //! and the model with the writers in `sync::writers`.
 
 use domain::{
-    Arm, DataQualityMetric, Experiment, Model, Property, PropertyId, StormId, Timestamp,
+    Arm, DataQualityMetric, Experiment, Model, ModelId, Property, PropertyId, StormId, Timestamp,
     UpliftScore, Validate,
 };
 use serde::de::DeserializeOwned;
@@ -357,8 +357,69 @@ impl TenantTx {
         row.map(|v| from_json(v, "models")).transpose()
     }
 
+    /// This transaction's snapshot (text form of `pg_current_snapshot()`), to record with a model.
+    pub async fn current_snapshot(&mut self) -> Result<String, StoreError> {
+        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(snapshot)
+    }
+
+    /// Records what a registered model saw: its storm and its training transaction's snapshot.
+    pub async fn record_training_snapshot(
+        &mut self,
+        model: ModelId,
+        storm: StormId,
+        snapshot: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO model_training_snapshots (tenant_id, model_id, storm_id, snapshot) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(self.tenant_id.0)
+        .bind(model.0)
+        .bind(storm.0)
+        .bind(snapshot)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Outcomes of the storm the model did not see: their feed entries are not visible in the model's
+    /// training snapshot. A model without a recorded snapshot counts everything at or above its
+    /// watermark.
+    pub async fn outcomes_new_to_model(
+        &mut self,
+        storm: StormId,
+        model: &Model,
+    ) -> Result<u64, StoreError> {
+        let snapshot: Option<String> = sqlx::query_scalar(
+            "SELECT snapshot FROM model_training_snapshots WHERE tenant_id = $1 AND model_id = $2",
+        )
+        .bind(self.tenant_id.0)
+        .bind(model.id.0)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(snapshot) = snapshot else {
+            return self
+                .outcomes_since_watermark(storm, model.data_watermark)
+                .await;
+        };
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM change_log
+              WHERE tenant_id = $1 AND entity = 'outcome' AND record->>'storm_id' = $2::text
+                AND txid >= pg_snapshot_xmin($3::pg_snapshot)
+                AND NOT pg_visible_in_snapshot(txid, $3::pg_snapshot)",
+        )
+        .bind(self.tenant_id.0)
+        .bind(storm.0)
+        .bind(snapshot)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(count(n))
+    }
+
     /// Outcomes of the storm that reached the server in transactions at or after `watermark` (a txid,
-    /// as recorded on models and scores): the data a model trained at that watermark has not seen.
+    /// as recorded on models and scores).
     pub async fn outcomes_since_watermark(
         &mut self,
         storm: StormId,
