@@ -286,6 +286,28 @@ async fn experiment_outcomes_training_scores_and_health() {
         h.count(h.a.id, "data_quality_metrics").await,
         before + readings.len() as i64
     );
+    // The tenant's own thresholds (tenant_settings) replace the defaults: 0.6 is fine up to 0.7.
+    let mut tx = h.app.begin_tenant(h.a.id).await.expect("tx");
+    tx.set_health_threshold_overrides(&json!({ "uplift_mean_high": 0.7 }), Timestamp::now())
+        .await
+        .expect("thresholds");
+    tx.commit().await.expect("commit");
+    let got = h
+        .get(&path(storm.storm_id, "health"), Some(viewer.access()))
+        .await;
+    assert_ok("health with tenant thresholds", &got);
+    assert_eq!(got.1["thresholds"]["uplift_mean_high"], json!(0.7));
+    let mean = got.1["readings"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|r| r["check"] == json!("uplift_mean"))
+                .cloned()
+        })
+        .expect("uplift mean reading");
+    assert_eq!(mean["status"], json!("ok"), "{mean}");
+    assert_eq!(h.count(h.b.id, "tenant_settings").await, 0);
+
     // The background trainer's round: nothing new since the model, nothing trained; after new
     // outcomes at its threshold, exactly this storm is retrained (the harness's storms have no experiment).
     let state = h.server.state.clone();
