@@ -232,7 +232,10 @@ async fn run() -> anyhow::Result<()> {
     // Steps 8-11: experiment, outcomes, training, scores back to the laptops, the offline policy, lift.
     learning::run(&office, &laptops, &synthetic).await?;
 
-    step("12. Summary: the server and every laptop agree");
+    step("12. What a field user sees on the laptop: the ranked list and the status");
+    show_ranked_list_and_status(&laptops[1], storm.id).await?;
+
+    step("13. Summary: the server and every laptop agree");
     let office_counts = counts(&office).await?;
     let contested_view = |laptop: &Laptop| {
         let ids = contested.clone();
@@ -302,8 +305,57 @@ async fn run() -> anyhow::Result<()> {
         bail!("a laptop disagrees with the server");
     }
     println!(
-        "\nDemo finished in {:.1} s. Later parts add: the tenant platform (plans, usage, invoices), and the desktop app.",
+        "\nDemo finished in {:.1} s. Later parts add: the tenant platform (plans, quotas, usage and invoices), and the desktop app opening on the demo tenant when a display is present.",
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The top of a laptop's ranked list (treat first, by uplift) and its status, as `stormops-field
+/// properties` and `status` print them.
+async fn show_ranked_list_and_status(laptop: &Laptop, storm: StormId) -> anyhow::Result<()> {
+    let (rows, counts, pending, state) = laptop
+        .engine
+        .with_store(move |s| {
+            let rows = s.ranked_properties(&local_store::PropertyQuery {
+                storm_id: Some(storm),
+                limit: 10,
+                ..Default::default()
+            })?;
+            Ok((
+                rows,
+                s.record_counts()?,
+                s.pending_counts()?,
+                s.sync_state()?,
+            ))
+        })
+        .await?;
+    println!("   {}: the 10 properties most worth a visit", laptop.name);
+    println!(
+        "   {:>4}  {:<28} {:>8} {:>8}  {:<16} decision",
+        "rank", "address", "uplift", "P(treat)", "status"
+    );
+    for (i, row) in rows.iter().enumerate() {
+        println!(
+            "   {:>4}  {:<28} {:>8} {:>8}  {:<16} {}",
+            i + 1,
+            row.property.address.chars().take(28).collect::<String>(),
+            row.uplift.map_or("-".into(), |u| format!("{u:+.3}")),
+            row.p_treat.map_or("-".into(), |p| format!("{p:.3}")),
+            row.property.status.as_str(),
+            row.latest_decision.map_or("-", |d| d.as_str())
+        );
+    }
+    println!(
+        "   status: {} properties ({} scored), {} touches, {} outcomes, {} decisions; {} pending, {} refused; cursor {}",
+        counts.properties,
+        counts.scored_properties,
+        counts.touches,
+        counts.outcomes,
+        counts.decisions,
+        pending.pending,
+        pending.refused,
+        state.cursor.as_deref().unwrap_or("-")
     );
     Ok(())
 }
