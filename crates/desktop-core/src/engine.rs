@@ -158,6 +158,14 @@ fn classify(err: ClientError) -> SyncError {
     }
 }
 
+/// Whether the server refused the access token itself (not the refresh token, nor the device).
+fn access_token_rejected(err: &ClientError) -> bool {
+    matches!(
+        err.code(),
+        Some(ErrorCode::TokenExpired | ErrorCode::TokenInvalid)
+    )
+}
+
 impl SyncEngine {
     /// An engine for an open tenant store talking to `client`'s server.
     pub fn new(
@@ -419,7 +427,10 @@ impl SyncEngine {
             }
             let pushed = match self.client.push(&token, &changes).await {
                 Ok(ok) => ok,
-                Err(e) if !refreshed && e.code() == Some(ErrorCode::TokenExpired) => {
+                // An access token the server no longer accepts — expired, or signed with the key of a
+                // server process that has since restarted without a shared key — is replaced from the
+                // refresh token once; only a failed refresh means the user must sign in again.
+                Err(e) if !refreshed && access_token_rejected(&e) => {
                     refreshed = true;
                     token = self.access_token(true).await?;
                     continue;
@@ -468,7 +479,7 @@ impl SyncEngine {
                 .await
             {
                 Ok(ok) => ok,
-                Err(e) if !refreshed && e.code() == Some(ErrorCode::TokenExpired) => {
+                Err(e) if !refreshed && access_token_rejected(&e) => {
                     refreshed = true;
                     token = self.access_token(true).await?;
                     continue;

@@ -98,7 +98,10 @@ pub async fn server_url() -> Result<String, TestPgError> {
 
 /// A fresh database with a random name, created by the superuser, and a fresh role prefix.
 pub async fn fresh_database() -> Result<TestDatabase, TestPgError> {
-    let server_url = server_url().await?;
+    fresh_database_on(server_url().await?).await
+}
+
+async fn fresh_database_on(server_url: String) -> Result<TestDatabase, TestPgError> {
     let suffix = random_suffix();
     let name = format!("test_{suffix}");
     let role_prefix = format!("t{}", &suffix[..12]);
@@ -119,6 +122,45 @@ pub async fn fresh_database() -> Result<TestDatabase, TestPgError> {
 #[derive(Debug)]
 struct PrivateCluster {
     url: String,
+    bin: PathBuf,
+    data: String,
+    options: String,
+    log: String,
+    as_postgres: bool,
+}
+
+/// A private cluster of one test's own, for tests that restart PostgreSQL (the shared server must keep
+/// running for every other test). Stopped and removed when the test process exits.
+#[derive(Debug)]
+pub struct DedicatedCluster(PrivateCluster);
+
+impl DedicatedCluster {
+    /// Starts a new cluster (blocking: initdb takes seconds; call it from a blocking thread).
+    pub fn start() -> Result<Self, TestPgError> {
+        start_private_cluster()
+            .map(Self)
+            .map_err(TestPgError::ClusterStart)
+    }
+
+    /// The superuser URL of its `postgres` database.
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// A fresh database on this cluster.
+    pub async fn fresh_database(&self) -> Result<TestDatabase, TestPgError> {
+        fresh_database_on(self.0.url.clone()).await
+    }
+
+    /// Restarts the server with a fast shutdown (open connections are cut, as in a crash or failover)
+    /// and waits until it accepts connections again. Blocking.
+    pub fn restart(&self) -> Result<(), TestPgError> {
+        let c = &self.0;
+        let args = [
+            "-D", &c.data, "-o", &c.options, "-l", &c.log, "-m", "fast", "-w", "restart",
+        ];
+        run_pg(&c.bin.join("pg_ctl"), &args, c.as_postgres).map_err(TestPgError::ClusterStart)
+    }
 }
 
 static CLUSTER: OnceLock<Result<PrivateCluster, String>> = OnceLock::new();
@@ -234,6 +276,11 @@ fn start_private_cluster() -> Result<PrivateCluster, String> {
     spawn_watchdog(&bin, &dir_text, &data_text, as_postgres);
     Ok(PrivateCluster {
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        bin,
+        data: data_text,
+        options,
+        log,
+        as_postgres,
     })
 }
 
