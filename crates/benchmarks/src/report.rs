@@ -44,7 +44,9 @@ pub fn previous_section(path: &Path, suite: &str) -> Option<String> {
 
 /// A one-line description of the machine and the time, for each section's heading.
 pub fn machine_line() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
