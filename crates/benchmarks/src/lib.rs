@@ -4,10 +4,11 @@
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod uplift;
 
 /// Every suite `cargo xtask bench` runs, in order.
-pub const SUITES: &[&str] = &["uplift", "store", "server"];
+pub const SUITES: &[&str] = &["uplift", "store", "server", "sync"];
 
 /// Runs one suite; `None` when the name is unknown.
 pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Option<String>> {
@@ -15,6 +16,7 @@ pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Op
         "uplift" => Some(uplift::run(shared_data)?),
         "store" => Some(store::run()?),
         "server" => Some(server::run()?),
+        "sync" => Some(sync::run()?),
         _ => None,
     })
 }

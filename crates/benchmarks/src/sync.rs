@@ -1,0 +1,606 @@
+//! The laptop's sync engine end to end: a real SQLCipher tenant file, the real `SyncEngine`, the server
+//! in-process on loopback over a fresh PostgreSQL database (`test_postgres`). Measures (a) draining a
+//! week offline — 100,000 touches, outbox → HTTP → PostgreSQL → receipts → outbox cleared — next to the
+//! raw PostgreSQL ceiling of the same run, with a breakdown of where the time goes; (b) a new laptop's
+//! first sync of 200,000 scored properties; (c) an empty steady-state sync; (d) the idle agent's CPU.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use desktop_core::{EngineConfig, Phase, SignInRequest, SyncEngine, sign_in};
+use domain::*;
+use local_store::{DataDir, Passphrase};
+use server_store::{AppPool, ControlPool, NewUser, PoolSettings};
+use sync_client::{PushOutcome, SyncClient};
+use sync_protocol::{LoginRequest, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PushRequest};
+use sync_server::serve::ServerConfig;
+use sync_server::state::ServerSettings;
+
+const PASSWORD: &str = "benchmark password";
+const PASSPHRASE: &str = "benchmark passphrase 2026";
+/// A week offline for a busy crew laptop.
+const BACKLOG: usize = 100_000;
+/// The largest batch the protocol allows: fewer round trips and transactions per drained change.
+const PUSH_BATCH: usize = MAX_PUSH_CHANGES;
+const FIRST_SYNC_PROPERTIES: usize = 200_000;
+const EMPTY_SYNCS: usize = 200;
+const IDLE_SECONDS: u64 = 10;
+const TARGET_DRAIN_PER_S: f64 = 30_000.0;
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64) * p / 100.0).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// This process's CPU time (user + system) from /proc/self/stat, in clock ticks of 1/100 s (USER_HZ
+/// is 100 on every Linux this runs on).
+fn process_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("parsing /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .context("a CPU time field of /proc/self/stat")
+    };
+    // `rest` starts at field 3 (state), so field n is at index n - 3.
+    let total = ticks(14 - 3)? + ticks(15 - 3)?;
+    Ok(Duration::from_millis(total * 10))
+}
+
+struct Tenant {
+    id: TenantId,
+    slug: String,
+    admin_email: String,
+    crew_email: String,
+}
+
+async fn provision(
+    control: &ControlPool,
+    slug: &str,
+    password_hash: &str,
+) -> anyhow::Result<Tenant> {
+    let admin_email = format!("admin@{slug}.example");
+    let created = sync_server::provisioning::provision_tenant(
+        control,
+        &format!("Sync bench {slug}"),
+        Some(slug),
+        PlanTier::Standard,
+        &admin_email,
+        "Bench Admin",
+        password_hash.to_owned(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("provisioning {slug}: {e:?}"))?;
+    let crew_email = format!("crew@{slug}.example");
+    let mut tx = control.begin_tenant(created.tenant_id).await?;
+    tx.add_user(
+        &NewUser {
+            id: UserId::generate(),
+            email: crew_email.clone(),
+            name: "Bench Crew".into(),
+            role: Role::FieldUser,
+            crew_id: Some(created.crew_id),
+            password_hash: password_hash.to_owned(),
+        },
+        Timestamp::now(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tenant {
+        id: created.tenant_id,
+        slug: created.slug,
+        admin_email,
+        crew_email,
+    })
+}
+
+fn storm(now: Timestamp) -> Storm {
+    Storm {
+        id: StormId::generate(),
+        event_id: "NWS-BENCH".into(),
+        name: "Bench hail".into(),
+        started_at: now.plus_millis(-86_400_000),
+        ended_at: None,
+        hail_size_in: 2.0,
+        wind_mph: 60.0,
+        affected_area: "Norman, OK".into(),
+        status: StormStatus::Active,
+    }
+}
+
+fn property(storm: StormId, n: usize) -> Property {
+    Property {
+        id: PropertyId::generate(),
+        storm_id: storm,
+        external_id: format!("P-{n}"),
+        address: format!("{n} Bench Street"),
+        latitude: 35.0 + (n % 1_000) as f64 * 0.0001,
+        longitude: -97.0 - (n / 1_000) as f64 * 0.0001,
+        roof_age_years: Some((n % 30) as f64),
+        roof_material: Some(RoofMaterial::AsphaltShingle),
+        square_feet: Some(1_500.0 + (n % 2_000) as f64),
+        home_value: Some(Cents(20_000_000 + (n % 500) as i64 * 100_000)),
+        hail_size_in: Some(1.0 + (n % 20) as f64 * 0.1),
+        distance_to_core_km: Some((n % 50) as f64 * 0.2),
+        prior_claims: (n % 3) as u32,
+        owner_name: None,
+        owner_phone: None,
+        owner_email: None,
+        status: PropertyStatus::New,
+    }
+}
+
+/// Writes a storm and `n` properties (with scores when `scored`) server-side, 10,000 per transaction.
+async fn write_properties(
+    app: &AppPool,
+    tenant: TenantId,
+    n: usize,
+    scored: bool,
+) -> anyhow::Result<(StormId, Vec<PropertyId>)> {
+    let now = Timestamp::now();
+    let hlc = Hlc::new(now.millis() as u64 - 60_000, 0, 0);
+    let storm = storm(now);
+    let mut tx = app.begin_tenant(tenant).await?;
+    tx.upsert_storms(std::slice::from_ref(&storm), hlc, now)
+        .await?;
+    tx.commit().await?;
+    let mut ids = Vec::with_capacity(n);
+    for start in (0..n).step_by(10_000) {
+        let chunk: Vec<Property> = (start..(start + 10_000).min(n))
+            .map(|i| property(storm.id, i))
+            .collect();
+        let mut tx = app.begin_tenant(tenant).await?;
+        tx.upsert_properties(&chunk, hlc, now).await?;
+        if scored {
+            let scores: Vec<UpliftScore> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, p)| UpliftScore {
+                    property_id: p.id,
+                    storm_id: storm.id,
+                    uplift: ((start + i) % 200) as f64 / 1_000.0 - 0.05,
+                    p_treat: 0.3,
+                    p_hold: 0.2,
+                    model_version: "bench-1".into(),
+                    trained_at: now,
+                    data_watermark: 1,
+                })
+                .collect();
+            tx.upsert_uplift_scores(&scores, now).await?;
+        }
+        tx.commit().await?;
+        ids.extend(chunk.iter().map(|p| p.id));
+    }
+    Ok((storm.id, ids))
+}
+
+/// A laptop: a new encrypted tenant file in `dir`, signed in, with an engine.
+async fn laptop(
+    server: &str,
+    dir: &std::path::Path,
+    slug: &str,
+    email: &str,
+    config: EngineConfig,
+) -> anyhow::Result<(Arc<SyncEngine>, UserId, DeviceId)> {
+    let data_dir = DataDir::new(dir)?;
+    let passphrase = Passphrase::new_checked(PASSPHRASE)?;
+    let signed = sign_in(
+        &data_dir,
+        SignInRequest {
+            server_url: server,
+            tenant_slug: slug,
+            email,
+            password: zeroize::Zeroizing::new(PASSWORD.to_owned()),
+            local_user: "crew",
+            passphrase: &passphrase,
+            device_name: "bench laptop",
+        },
+    )
+    .await
+    .with_context(|| format!("{email} signing in"))?;
+    let device = signed.store.device_id();
+    let engine = SyncEngine::new(signed.store, data_dir, SyncClient::new(server)?, config);
+    engine.accept_tokens(&signed.tokens).await?;
+    Ok((engine, signed.tokens.user_id, device))
+}
+
+fn touches(
+    user: UserId,
+    device: DeviceId,
+    storm: StormId,
+    properties: &[PropertyId],
+    n: usize,
+) -> Vec<JourneyTouch> {
+    let at = Timestamp::now().plus_millis(-3_600_000);
+    (0..n)
+        .map(|i| JourneyTouch {
+            id: TouchId::generate(),
+            property_id: properties[i % properties.len()],
+            storm_id: storm,
+            user_id: user,
+            device_id: device,
+            channel: Channel::DoorKnock,
+            result: TouchResult::Talked,
+            notes: format!("knocked, talked to the owner about the roof ({i})"),
+            occurred_at: at,
+        })
+        .collect()
+}
+
+/// Logs `n` touches into the laptop's outbox (untimed), 10,000 per local transaction.
+async fn log_backlog(
+    engine: &SyncEngine,
+    user: UserId,
+    device: DeviceId,
+    storm: StormId,
+    properties: &[PropertyId],
+    n: usize,
+) -> anyhow::Result<()> {
+    for start in (0..n).step_by(10_000) {
+        let batch = touches(user, device, storm, properties, (n - start).min(10_000));
+        engine
+            .with_store(move |s| s.add_touches(&batch).map(|_| ()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Where one drain's time goes, measured by running the engine's push loop by hand with timers.
+#[derive(Default)]
+struct Breakdown {
+    outbox_read: Duration,
+    encode: Duration,
+    http_and_server: Duration,
+    receipts: Duration,
+    total: Duration,
+}
+
+async fn drain_by_hand(
+    engine: &SyncEngine,
+    client: &SyncClient,
+    token: &str,
+) -> anyhow::Result<Breakdown> {
+    let mut b = Breakdown::default();
+    let started = Instant::now();
+    loop {
+        let t = Instant::now();
+        let changes = engine.with_store(|s| s.pending_changes(PUSH_BATCH)).await?;
+        b.outbox_read += t.elapsed();
+        if changes.is_empty() {
+            break;
+        }
+        // The client encodes again inside `push`; this copy only times JSON + gzip on its own.
+        let t = Instant::now();
+        let json = serde_json::to_vec(&PushRequest {
+            changes: changes.clone(),
+        })?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &json)?;
+        let _ = gz.finish()?;
+        b.encode += t.elapsed();
+        let t = Instant::now();
+        let (outcome, _) = client.push(token, &changes).await?;
+        b.http_and_server += t.elapsed();
+        let PushOutcome::Applied(response) = outcome else {
+            anyhow::bail!("the benchmark batch was refused");
+        };
+        let t = Instant::now();
+        let hlc = response.server_hlc;
+        engine
+            .with_store(move |s| s.apply_receipts(&response.receipts, Some(hlc)).map(|_| ()))
+            .await?;
+        b.receipts += t.elapsed();
+    }
+    b.total = started.elapsed();
+    Ok(b)
+}
+
+/// Runs the suite and returns its Markdown section.
+pub fn run() -> anyhow::Result<String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run_async())
+}
+
+async fn run_async() -> anyhow::Result<String> {
+    let db = test_postgres::fresh_database().await?;
+    let init = server_store::init_database(&db.server_url, &db.name, &db.role_prefix).await?;
+    let config = ServerConfig {
+        database_url: init.app_url.clone(),
+        control_database_url: init.control_url.clone(),
+        pool_size: 8,
+        // The background trainer would compete for the same two cores; it is not what is measured.
+        settings: ServerSettings {
+            train_interval_secs: 0,
+            ..ServerSettings::default()
+        },
+    };
+    let server = sync_server::serve::start(&config, "127.0.0.1:0").await?;
+    let url = format!("http://{}", server.addr);
+    let pools = PoolSettings {
+        max_connections: 4,
+        ..PoolSettings::default()
+    };
+    let app = AppPool::connect(&init.app_url, &pools).await?;
+    let control = ControlPool::connect(&init.control_url, &pools).await?;
+    let hash = tokio::task::spawn_blocking(|| sync_server::auth::password::hash_password(PASSWORD))
+        .await?
+        .map_err(|e| anyhow::anyhow!("hashing: {e:?}"))?;
+    let dirs = tempfile::tempdir()?;
+    let mut out = String::new();
+
+    // (a) A week offline: drain 100,000 touches with the real engine.
+    let week = provision(&control, "week", &hash).await?;
+    let (storm, properties) = write_properties(&app, week.id, 2_000, false).await?;
+    let drain_config = EngineConfig {
+        push_batch: PUSH_BATCH,
+        pull_limit: MAX_PULL_LIMIT,
+        ..EngineConfig::default()
+    };
+    let (engine, user, device) = laptop(
+        &url,
+        &dirs.path().join("week"),
+        &week.slug,
+        &week.crew_email,
+        drain_config.clone(),
+    )
+    .await?;
+    engine.sync_once().await?;
+    log_backlog(&engine, user, device, storm, &properties, BACKLOG).await?;
+    let logged = engine.with_store(|s| s.pending_counts()).await?.pending;
+    ensure!(logged == BACKLOG as i64, "the backlog is logged ({logged})");
+    // The moment the push phase ends (the pull of what others wrote follows in the same sync).
+    let mut status = engine.subscribe();
+    let push_done = tokio::spawn(async move {
+        while status.changed().await.is_ok() {
+            if status.borrow().phase == Phase::Pulling {
+                return Some(Instant::now());
+            }
+        }
+        None
+    });
+    let started = Instant::now();
+    let report = engine.sync_once().await?;
+    let drain = started.elapsed();
+    let push_elapsed = push_done
+        .await?
+        .map_or(drain, |at| at.duration_since(started));
+    ensure!(
+        report.pushed == BACKLOG as u64 && engine.status().pending == 0,
+        "the whole backlog drained: {report:?}"
+    );
+    let drain_rate = BACKLOG as f64 / drain.as_secs_f64();
+    let push_rate = BACKLOG as f64 / push_elapsed.as_secs_f64();
+
+    // The raw PostgreSQL ceiling for the same rows, in the same batch size, in this run.
+    let raw_rows = touches(user, device, storm, &properties, BACKLOG);
+    let started = Instant::now();
+    for chunk in raw_rows.chunks(PUSH_BATCH) {
+        let mut tx = app.begin_tenant(week.id).await?;
+        server_store::bench_raw_copy_insert(&mut tx, chunk).await?;
+        tx.commit().await?;
+    }
+    let raw = started.elapsed();
+    let raw_rate = BACKLOG as f64 / raw.as_secs_f64();
+
+    // Where the time goes: the same drain by hand, each step timed.
+    log_backlog(&engine, user, device, storm, &properties, BACKLOG).await?;
+    let client = SyncClient::new(&url)?;
+    let pair = client
+        .login(&LoginRequest {
+            tenant_slug: week.slug.clone(),
+            email: week.crew_email.clone(),
+            password: PASSWORD.into(),
+            device_id: device,
+            device_name: "bench laptop".into(),
+        })
+        .await?;
+    let parts = drain_by_hand(&engine, &client, &pair.access_token).await?;
+
+    writeln!(
+        out,
+        "### A week offline: drain {BACKLOG} touches (real engine, batches of {PUSH_BATCH}, SQLCipher file → HTTP → PostgreSQL → receipts)\n"
+    )?;
+    writeln!(out, "| path | time | touches/s |\n|---|---|---|")?;
+    writeln!(
+        out,
+        "| `sync_once`, push phase (outbox cleared) | {} | **{push_rate:.0}** (target ≥ {TARGET_DRAIN_PER_S:.0}) |",
+        ms(push_elapsed)
+    )?;
+    writeln!(
+        out,
+        "| `sync_once` whole (push, then pull of {} rows) | {} | {drain_rate:.0} |",
+        report.pulled,
+        ms(drain)
+    )?;
+    writeln!(
+        out,
+        "| raw PostgreSQL ceiling (`bench_raw_copy_insert`, {PUSH_BATCH} per transaction) | {} | {raw_rate:.0} |",
+        ms(raw)
+    )?;
+    writeln!(
+        out,
+        "| **push phase / raw ceiling** | | **{:.0} %** |",
+        100.0 * push_rate / raw_rate
+    )?;
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / parts.total.as_secs_f64();
+    writeln!(
+        out,
+        "\nWhere a drain's time goes (the engine's push loop run by hand with timers, another {BACKLOG} touches; total {}):\n",
+        ms(parts.total)
+    )?;
+    writeln!(out, "| step | time | share |\n|---|---|---|")?;
+    for (step, d) in [
+        (
+            "local outbox read (`pending_changes`, SQLCipher)",
+            parts.outbox_read,
+        ),
+        (
+            "HTTP round trip incl. the client's JSON + gzip and the server's decode, validation and apply",
+            parts.http_and_server,
+        ),
+        (
+            "  of which JSON encode + gzip alone (timed separately)",
+            parts.encode,
+        ),
+        (
+            "receipt apply (`apply_receipts`: outbox rows deleted, states set)",
+            parts.receipts,
+        ),
+    ] {
+        writeln!(out, "| {step} | {} | {:.0} % |", ms(d), share(d))?;
+    }
+
+    // (b) A new laptop's first sync of 200,000 scored properties.
+    let big = provision(&control, "first", &hash).await?;
+    write_properties(&app, big.id, FIRST_SYNC_PROPERTIES, true).await?;
+    let (fresh, _, _) = laptop(
+        &url,
+        &dirs.path().join("first"),
+        &big.slug,
+        &big.admin_email,
+        drain_config.clone(),
+    )
+    .await?;
+    let started = Instant::now();
+    let first = fresh.sync_once().await?;
+    let first_sync = started.elapsed();
+    let counts = fresh.with_store(|s| s.record_counts()).await?;
+    ensure!(
+        counts.properties == FIRST_SYNC_PROPERTIES as i64
+            && counts.scored_properties == FIRST_SYNC_PROPERTIES as i64,
+        "every property and score arrived: {counts:?}"
+    );
+    writeln!(
+        out,
+        "\n### First sync of a new laptop: {FIRST_SYNC_PROPERTIES} properties with uplift scores\n"
+    )?;
+    writeln!(out, "| measurement | value |\n|---|---|")?;
+    writeln!(
+        out,
+        "| `sync_once` ({} rows in {} pages of up to {MAX_PULL_LIMIT}, {:.1} MB received) | **{:.2} s** (target < 5 s) |",
+        first.pulled,
+        first.pull_pages,
+        first.bytes_received as f64 / 1e6,
+        first_sync.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "| rows/s | {:.0} |",
+        first.pulled as f64 / first_sync.as_secs_f64()
+    )?;
+    // Where the first sync's time goes: the same pages fetched again without applying them locally.
+    let pair = client
+        .login(&LoginRequest {
+            tenant_slug: big.slug.clone(),
+            email: big.admin_email.clone(),
+            password: PASSWORD.into(),
+            device_id: DeviceId::generate(),
+            device_name: "bench reader".into(),
+        })
+        .await?;
+    let started = Instant::now();
+    let mut cursor: Option<String> = None;
+    let mut fetched = 0usize;
+    loop {
+        let (page, _) = client
+            .pull(&pair.access_token, cursor.as_deref(), Some(MAX_PULL_LIMIT))
+            .await?;
+        fetched += page.changes.len();
+        cursor = Some(page.next_cursor);
+        if !page.has_more {
+            break;
+        }
+    }
+    let fetch = started.elapsed();
+    writeln!(
+        out,
+        "| of which pull over HTTP alone (server query + JSON + gzip + client decode; {fetched} rows fetched again, not applied) | {:.2} s ({:.0} %) |",
+        fetch.as_secs_f64(),
+        100.0 * fetch.as_secs_f64() / first_sync.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "| of which local apply (`apply_pulled_page` into the SQLCipher file, by difference) | {:.2} s |",
+        first_sync.saturating_sub(fetch).as_secs_f64()
+    )?;
+
+    // (c) Steady state: nothing to push, nothing to pull.
+    let mut latencies = Vec::with_capacity(EMPTY_SYNCS);
+    for _ in 0..EMPTY_SYNCS {
+        let started = Instant::now();
+        let r = fresh.sync_once().await?;
+        latencies.push(started.elapsed());
+        ensure!(r.pushed == 0 && r.pulled == 0, "the sync was empty: {r:?}");
+    }
+    latencies.sort();
+    writeln!(
+        out,
+        "\n### Empty steady-state sync ({EMPTY_SYNCS} × `sync_once`, nothing to push or pull)\n"
+    )?;
+    writeln!(out, "| p50 | p99 |\n|---|---|")?;
+    writeln!(
+        out,
+        "| **{}** (target < 5 ms) | {} |",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 99.0))
+    )?;
+
+    // (d) The idle agent: running, nothing to do.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let agent = tokio::spawn(Arc::clone(&fresh).run(stopped));
+    // Its start-up sync is not idling: wait for it to finish first.
+    let before = fresh.status().last_success_at_ms;
+    let mut status = fresh.subscribe();
+    while fresh.status().last_success_at_ms == before {
+        status.changed().await?;
+    }
+    let cpu_before = process_cpu()?;
+    let wall = Instant::now();
+    tokio::time::sleep(Duration::from_secs(IDLE_SECONDS)).await;
+    let cpu = process_cpu()?.saturating_sub(cpu_before);
+    let idle_share = 100.0 * cpu.as_secs_f64() / wall.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    agent.await?;
+    writeln!(
+        out,
+        "\n### Idle agent ({IDLE_SECONDS} s of `engine.run` with nothing to do)\n"
+    )?;
+    writeln!(
+        out,
+        "| process CPU (user + system) | share of one core |\n|---|---|"
+    )?;
+    writeln!(
+        out,
+        "| {} | **{idle_share:.2} %** (target < 1 %) |",
+        ms(cpu)
+    )?;
+    writeln!(
+        out,
+        "\nThe CPU figure is the whole benchmark process (agent, idle in-process server and its pools), read from /proc/self/stat at 10 ms resolution; the agent wakes only on a trigger or its {} s interval.",
+        EngineConfig::default().interval.as_secs()
+    )?;
+
+    server.stop().await;
+    app.close().await;
+    control.close().await;
+    let _ = db.drop_database().await;
+    Ok(out)
+}
