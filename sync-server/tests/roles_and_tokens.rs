@@ -190,6 +190,43 @@ async fn every_role_gets_exactly_its_rights_on_every_route() {
                     assert!(got.1["next_cursor"].is_string());
                 }
             }
+            admin if admin.starts_with("/v1/admin/") => {
+                // Office routes: admins may write; admins, crew chiefs and viewers may read; field
+                // users get nothing. Allowed calls may still refuse the data (404, 409, 422), never 403.
+                let concrete = admin.replace("{storm_id}", &a.storm.to_string());
+                let writes = *method == "post";
+                for role in ROLES {
+                    let token = Some(a.session(role).access());
+                    let got = if writes {
+                        let body = if admin.ends_with("/experiment") {
+                            json!({ "treatment_share": 0.5 })
+                        } else {
+                            json!({})
+                        };
+                        h.post(&concrete, token, &body).await
+                    } else {
+                        h.get(&concrete, token).await
+                    };
+                    let allowed = match role {
+                        Role::Admin => true,
+                        Role::CrewChief | Role::Viewer => !writes,
+                        Role::FieldUser => false,
+                    };
+                    if allowed {
+                        assert!(
+                            got.0.as_u16() != 403 && got.0.as_u16() < 500,
+                            "{role} {method} {admin}: {got:?}"
+                        );
+                    } else {
+                        assert_error(
+                            &format!("{role} {method} {admin}"),
+                            &got,
+                            403,
+                            ErrorCode::Forbidden,
+                        );
+                    }
+                }
+            }
             other => panic!("route {other} has no role case: add one"),
         }
     }
