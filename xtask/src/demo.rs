@@ -10,7 +10,7 @@ use crate::{run, system, workspace_root};
 
 pub fn run_demo(args: &[String]) -> anyhow::Result<()> {
     system::ensure_test_packages()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let cargo = crate::cargo_program();
     run(Command::new(&cargo).args([
         "build",
         "--release",

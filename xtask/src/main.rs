@@ -75,8 +75,17 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cargo that runs xtask, or the `cargo` on PATH (rustup's proxy, which honours
+/// rust-toolchain.toml) when that one cannot be found.
+pub fn cargo_program() -> String {
+    std::env::var("CARGO")
+        .ok()
+        .filter(|path| Path::new(path).is_file())
+        .unwrap_or_else(|| "cargo".to_owned())
+}
+
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+    Command::new(cargo_program())
 }
 
 fn test(args: &[String]) -> anyhow::Result<()> {
