@@ -323,6 +323,39 @@ async fn tenant_a_never_reaches_tenant_b_through_any_route() {
                     "B pulled a row of A"
                 );
             }
+            admin if admin.starts_with("/v1/admin/") => {
+                // A's admin aims the office routes at B's storm: it does not exist for A, so every
+                // call is refused (never a success, never a 5xx) and nothing of B is named.
+                let a_admin = a.session(Role::Admin);
+                let got = if admin.contains("{storm_id}") {
+                    let concrete = admin.replace("{storm_id}", &b.storm.to_string());
+                    let got = if *method == "post" {
+                        h.post(
+                            &concrete,
+                            Some(a_admin.access()),
+                            &json!({ "treatment_share": 0.5 }),
+                        )
+                        .await
+                    } else {
+                        h.get(&concrete, Some(a_admin.access())).await
+                    };
+                    assert!(
+                        !got.0.is_success() && got.0.as_u16() < 500,
+                        "A's admin reached B's storm through {method} {admin}: {got:?}"
+                    );
+                    got
+                } else {
+                    let got = h.get(admin, Some(a_admin.access())).await;
+                    assert_ok(&format!("A's admin {method} {admin}"), &got);
+                    got
+                };
+                let text = got.1.to_string();
+                assert!(
+                    !text.contains(&b.id.to_string())
+                        && !b.properties.iter().any(|p| text.contains(&p.to_string())),
+                    "{method} {admin} named something of B: {text}"
+                );
+            }
             other => panic!("route {other} has no cross-tenant case: add one"),
         }
     }
