@@ -160,13 +160,14 @@ describe('everyone', () => {
   test('sunlight theme toggles and is remembered', async () => {
     await openAndUnlock(page, server.url, 'field', 'sam');
     await page.getByRole('button', { name: /Sunlight/ }).click();
-    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('contrast');
-    expect(await page.evaluate(() => localStorage.getItem('stormops.theme'))).toBe('contrast');
+    // The click returns before the re-render applies the theme: wait for it rather than race it.
+    await expect.poll(() => page.evaluate(() => document.documentElement.dataset.theme)).toBe('contrast');
+    await expect.poll(() => page.evaluate(() => localStorage.getItem('stormops.theme'))).toBe('contrast');
     await expect.poll(count).toMatch(/1,200/);
     await page.waitForTimeout(200);
     await shot(page, '07-field-sunlight');
     await page.reload();
-    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('contrast');
+    await expect.poll(() => page.evaluate(() => document.documentElement.dataset.theme)).toBe('contrast');
   });
 });
 
