@@ -114,46 +114,114 @@ fn secret_from_env_or_prompt(
 
 async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Value>, CommandError> {
     match command {
-        Command::Db(DbCommand::Init { superuser_url, database, role_prefix }) => {
-            let out = server_store::init_database(&superuser_url, &database, &role_prefix).await.map_err(store_err)?;
+        Command::Db(DbCommand::Init {
+            superuser_url,
+            database,
+            role_prefix,
+        }) => {
+            let out = server_store::init_database(&superuser_url, &database, &role_prefix)
+                .await
+                .map_err(store_err)?;
             let text = format!(
                 "database {database} is ready (roles {}, {}, {}).\nSTORMOPS_DATABASE_URL={}\nSTORMOPS_CONTROL_DATABASE_URL={}",
                 out.roles.owner, out.roles.app, out.roles.control, out.app_url, out.control_url
             );
-            Ok(Some(json!({ "database": database, "app_url": out.app_url, "control_url": out.control_url, "owner_url": out.owner_url, "text": text })))
+            Ok(Some(
+                json!({ "database": database, "app_url": out.app_url, "control_url": out.control_url, "owner_url": out.owner_url, "text": text }),
+            ))
         }
         Command::Serve(args) => {
             serve(args).await?;
             Ok(None)
         }
-        Command::Tenant(TenantCommand::Create { name, plan, admin_email, admin_name, slug, control }) => {
-            let password = secret_from_env_or_prompt("STORMOPS_ADMIN_PASSWORD", "Admin password: ")?;
-            let created = crate::provisioning::create_tenant(&control.control_database_url, &name, slug.as_deref(), plan, &admin_email, &admin_name, &password).await?;
-            let text = format!("tenant {} created: id {}, slug {}, admin {}", name, created.tenant_id, created.slug, admin_email);
-            Ok(Some(json!({ "tenant_id": created.tenant_id, "slug": created.slug, "admin_user_id": created.admin_user_id, "crew_id": created.crew_id, "text": text })))
+        Command::Tenant(TenantCommand::Create {
+            name,
+            plan,
+            admin_email,
+            admin_name,
+            slug,
+            control,
+        }) => {
+            let password =
+                secret_from_env_or_prompt("STORMOPS_ADMIN_PASSWORD", "Admin password: ")?;
+            let created = crate::provisioning::create_tenant(
+                &control.control_database_url,
+                &name,
+                slug.as_deref(),
+                plan,
+                &admin_email,
+                &admin_name,
+                &password,
+            )
+            .await?;
+            let text = format!(
+                "tenant {} created: id {}, slug {}, admin {}",
+                name, created.tenant_id, created.slug, admin_email
+            );
+            Ok(Some(
+                json!({ "tenant_id": created.tenant_id, "slug": created.slug, "admin_user_id": created.admin_user_id, "crew_id": created.crew_id, "text": text }),
+            ))
         }
         Command::Tenant(TenantCommand::List { control }) => {
             let tenants = crate::provisioning::list_tenants(&control.control_database_url).await?;
-            let mut text = format!("{:<38} {:<24} {:<12} {:<10} name", "id", "slug", "plan", "status");
+            let mut text = format!(
+                "{:<38} {:<24} {:<12} {:<10} name",
+                "id", "slug", "plan", "status"
+            );
             for t in &tenants {
-                text.push_str(&format!("\n{:<38} {:<24} {:<12} {:<10} {}", t.id.to_string(), t.slug, t.plan.as_str(), t.status.as_str(), t.name));
+                text.push_str(&format!(
+                    "\n{:<38} {:<24} {:<12} {:<10} {}",
+                    t.id.to_string(),
+                    t.slug,
+                    t.plan.as_str(),
+                    t.status.as_str(),
+                    t.name
+                ));
             }
             if json {
                 return Ok(Some(json!({ "tenants": tenants })));
             }
             Ok(Some(json!({ "text": text })))
         }
-        Command::User(UserCommand::Add { tenant, email, name, role, default_crew, control }) => {
+        Command::User(UserCommand::Add {
+            tenant,
+            email,
+            name,
+            role,
+            default_crew,
+            control,
+        }) => {
             let password = secret_from_env_or_prompt("STORMOPS_USER_PASSWORD", "User password: ")?;
-            let user_id = crate::provisioning::add_user(&control.control_database_url, &tenant, &email, &name, role, default_crew, &password).await?;
-            Ok(Some(json!({ "user_id": user_id, "text": format!("user {email} added to {tenant} as {role}: id {user_id}") })))
+            let user_id = crate::provisioning::add_user(
+                &control.control_database_url,
+                &tenant,
+                &email,
+                &name,
+                role,
+                default_crew,
+                &password,
+            )
+            .await?;
+            Ok(Some(
+                json!({ "user_id": user_id, "text": format!("user {email} added to {tenant} as {role}: id {user_id}") }),
+            ))
         }
-        Command::Device(DeviceCommand::Revoke { tenant, device, control }) => {
-            crate::provisioning::revoke_device(&control.control_database_url, &tenant, domain::DeviceId(device)).await?;
-            Ok(Some(json!({ "revoked": device, "text": format!("device {device} of {tenant} revoked") })))
+        Command::Device(DeviceCommand::Revoke {
+            tenant,
+            device,
+            control,
+        }) => {
+            crate::provisioning::revoke_device(
+                &control.control_database_url,
+                &tenant,
+                domain::DeviceId(device),
+            )
+            .await?;
+            Ok(Some(
+                json!({ "revoked": device, "text": format!("device {device} of {tenant} revoked") }),
+            ))
         }
     }
-    .map_err(|e: CommandError| e)
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CommandError> {
