@@ -2,6 +2,7 @@
 //! OpenAPI document and the operator commands. `main.rs` only parses the command line.
 
 pub mod app;
+pub mod arms;
 pub mod auth;
 pub mod cli;
 pub mod error;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sync_protocol::{Entity, ErrorCode};
 use uplift::experiment::{arm_for, assignment_draw};
 use uplift::synthetic::{SyntheticStorm, SyntheticStormConfig};
+use uuid::Uuid;
 
 const SYNTHETIC: usize = 1_200;
 
@@ -391,4 +392,162 @@ async fn admin_routes_follow_the_role_matrix() {
     let got = h.get("/v1/admin/models", None).await;
     assert_error("no token", &got, 401, ErrorCode::Unauthenticated);
     h.stop().await;
+}
+
+/// Every property of a storm with an experiment has exactly one arm, by `arm_for`: the ones written when
+/// the experiment was created, and the ones an office import adds afterwards (assigned by their push).
+async fn arms_of_storm(
+    h: &Harness,
+    tenant: TenantId,
+    storm: StormId,
+) -> (i64, Vec<(Uuid, String)>) {
+    let mut tx = h.app.begin_tenant(tenant).await.expect("tenant tx");
+    let without: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM properties p WHERE p.storm_id = $1
+            AND NOT EXISTS (SELECT 1 FROM arm_assignments a WHERE a.property_id = p.id)",
+    )
+    .bind(storm.0)
+    .fetch_one(tx.connection())
+    .await
+    .expect("unassigned");
+    let arms: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT a.property_id, a.arm FROM arm_assignments a
+           JOIN properties p ON p.id = a.property_id WHERE p.storm_id = $1",
+    )
+    .bind(storm.0)
+    .fetch_all(tx.connection())
+    .await
+    .expect("arms");
+    tx.commit().await.expect("commit");
+    (without, arms)
+}
+
+fn property_changes(
+    session: &Session,
+    storm: StormId,
+    from: usize,
+    n: usize,
+) -> Vec<sync_protocol::Change> {
+    (from..from + n)
+        .map(|i| {
+            let p = property(PropertyId::generate(), storm, i);
+            change(
+                session,
+                Entity::Property,
+                p.id.0,
+                sync_protocol::ChangeOp::Insert,
+                &p,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn properties_imported_after_the_experiment_starts_get_their_arm() {
+    let h = Harness::start().await;
+    let admin = h.a.session(Role::Admin).clone();
+    let field = h.a.session(Role::FieldUser).clone();
+    let storm = write_storm(&h, h.a.id).await;
+    let got = h
+        .post(
+            &path(storm.storm_id, "experiment"),
+            Some(admin.access()),
+            &json!({ "treatment_share": 0.7 }),
+        )
+        .await;
+    assert_ok("create experiment", &got);
+    let seed = got.1["experiment"]["seed"].as_u64().expect("seed");
+    let experiment_id = got.1["experiment"]["id"].as_str().expect("id").to_owned();
+
+    // The office imports 300 more properties after the experiment started.
+    let late = property_changes(&admin, storm.storm_id, 50_000, 300);
+    let pushed = h.push(&admin, &late).await;
+    assert!(
+        receipt_statuses("late import", &pushed)
+            .iter()
+            .all(|s| s == "accepted"),
+        "{}",
+        pushed.1
+    );
+    let (without, arms) = arms_of_storm(&h, h.a.id, storm.storm_id).await;
+    assert_eq!(without, 0, "every property of the storm has an arm");
+    assert_eq!(arms.len(), SYNTHETIC + 300, "exactly one arm per property");
+    for (property, arm) in &arms {
+        let expected = arm_for(seed, PropertyId::from_uuid(*property), 0.7).expect("arm");
+        assert_eq!(arm, expected.as_str(), "arm of {property}");
+    }
+
+    // Replaying the import (a laptop retrying) changes nothing.
+    let replay = h.push(&admin, &late).await;
+    assert!(
+        receipt_statuses("replayed import", &replay)
+            .iter()
+            .all(|s| s == "duplicate"),
+        "{}",
+        replay.1
+    );
+    assert_eq!(
+        h.count(h.a.id, "arm_assignments").await,
+        (SYNTHETIC + 300) as i64
+    );
+
+    // The new arms reach the field laptops through pull, so the offline policy can hold them.
+    let late_ids: Vec<Uuid> = late.iter().map(|c| c.entity_id).collect();
+    let pulled = h
+        .pull_until(&field, |rows| {
+            let arms = ids_of(rows, Entity::ArmAssignment);
+            late_ids.iter().all(|id| arms.contains(id))
+        })
+        .await;
+    let pulled_arms = ids_of(&pulled, Entity::ArmAssignment);
+    assert!(late_ids.iter().all(|id| pulled_arms.contains(id)));
+    assert!(pulled.iter().any(|r| r.entity == Entity::ArmAssignment
+        && r.record["experiment_id"].as_str() == Some(experiment_id.as_str())));
+}
+
+#[tokio::test]
+async fn an_experiment_created_during_an_import_leaves_no_property_without_an_arm() {
+    let h = Harness::start().await;
+    let admin = h.a.session(Role::Admin).clone();
+    let storm_id = StormId::generate();
+    let now = Timestamp::now();
+    let mut tx = h.app.begin_tenant(h.a.id).await.expect("tx");
+    tx.upsert_storms(&[harness::storm(storm_id, now)], hlc_now(), now)
+        .await
+        .expect("storm");
+    tx.commit().await.expect("commit");
+
+    // Twenty batches of properties race one experiment creation.
+    let batches: Vec<_> = (0..20)
+        .map(|b| property_changes(&admin, storm_id, b * 100, 100))
+        .collect();
+    let import = async {
+        for batch in &batches {
+            let got = h.push(&admin, batch).await;
+            assert!(
+                receipt_statuses("import batch", &got)
+                    .iter()
+                    .all(|s| s == "accepted"),
+                "{}",
+                got.1
+            );
+        }
+    };
+    let create = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        h.post(
+            &path(storm_id, "experiment"),
+            Some(admin.access()),
+            &json!({ "treatment_share": 0.5 }),
+        )
+        .await
+    };
+    let ((), created) = tokio::join!(import, create);
+    assert_ok("experiment during import", &created);
+    let (without, arms) = arms_of_storm(&h, h.a.id, storm_id).await;
+    assert_eq!(
+        without, 0,
+        "no property of the storm is left without an arm"
+    );
+    assert_eq!(arms.len(), 2_000, "exactly one arm per property");
 }

@@ -21,15 +21,25 @@ use crate::tx::TenantTx;
 /// Separates the training lock from any other advisory lock (FNV-1a offset basis of "stormops-train").
 const TRAINING_LOCK_SALT: u64 = 0x7472_6169_6e69_6e67; // "training"
 
+/// Separates the arm-assignment lock from the training lock.
+const ARMS_LOCK_SALT: u64 = 0x6172_6d61_7373_6967; // "armassig"
+
 /// A stable 64-bit key for a tenant's training lock: FNV-1a over the salt and the tenant id's bytes.
 /// The same on every instance and every build, so two servers contend for the same lock.
 pub fn training_lock_key(tenant: Uuid) -> i64 {
+    lock_key(TRAINING_LOCK_SALT, tenant)
+}
+
+/// The tenant's arm-assignment lock: experiment creation holds it exclusively, a push that writes
+/// properties holds it shared, so a property committed while an experiment is being created is assigned
+/// by exactly one of the two transactions (whichever runs second sees the other's commit).
+pub fn arms_lock_key(tenant: Uuid) -> i64 {
+    lock_key(ARMS_LOCK_SALT, tenant)
+}
+
+fn lock_key(salt: u64, tenant: Uuid) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in TRAINING_LOCK_SALT
-        .to_be_bytes()
-        .iter()
-        .chain(tenant.as_bytes())
-    {
+    for byte in salt.to_be_bytes().iter().chain(tenant.as_bytes()) {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -84,6 +94,55 @@ impl TenantTx {
             .fetch_one(&mut *self.tx)
             .await?;
         Ok(got)
+    }
+
+    /// Waits for the tenant's arm-assignment lock, exclusively (experiment creation) or shared (property
+    /// writes), until this transaction ends. See [`arms_lock_key`].
+    pub async fn lock_arms(&mut self, exclusive: bool) -> Result<(), StoreError> {
+        let sql = if exclusive {
+            "SELECT pg_advisory_xact_lock($1)"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared($1)"
+        };
+        sqlx::query(sql)
+            .bind(arms_lock_key(self.tenant_id.0))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Among `properties`, those in a storm with an experiment and no arm in it yet, with that
+    /// experiment: what a property write must assign in its own transaction.
+    pub async fn unassigned_in_experiments(
+        &mut self,
+        properties: &[PropertyId],
+    ) -> Result<Vec<(Experiment, PropertyId)>, StoreError> {
+        if properties.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = properties.iter().map(|p| p.0).collect();
+        let rows: Vec<(Value, Uuid)> = sqlx::query_as(
+            "SELECT to_jsonb(e) - 'tenant_id', p.id
+               FROM properties p
+               JOIN experiments e ON e.tenant_id = p.tenant_id AND e.storm_id = p.storm_id
+              WHERE p.tenant_id = $1 AND p.id = ANY($2)
+                AND NOT EXISTS (SELECT 1 FROM arm_assignments a
+                                 WHERE a.tenant_id = p.tenant_id AND a.experiment_id = e.id
+                                   AND a.property_id = p.id)
+              ORDER BY p.id",
+        )
+        .bind(self.tenant_id.0)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.into_iter()
+            .map(|(experiment, id)| {
+                Ok((
+                    from_json(experiment, "experiments")?,
+                    PropertyId::from_uuid(id),
+                ))
+            })
+            .collect()
     }
 
     /// The storm's experiment (one per storm), if any.

@@ -8,14 +8,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use domain::{
-    ArmAssignment, Experiment, ExperimentId, QualityMetricId, QualityStatus, Role, StormId,
-    Timestamp, Validate,
+    Experiment, ExperimentId, QualityMetricId, QualityStatus, Role, StormId, Timestamp, Validate,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sync_protocol::ErrorCode;
-use uplift::experiment::{GroupOutcomes, arm_for, conversion_lift};
+use uplift::experiment::{GroupOutcomes, conversion_lift};
 use uplift::health::{HealthInput, HealthThresholds, run_health_checks};
 use uuid::Uuid;
 
@@ -50,7 +49,8 @@ pub struct CreateExperiment {
 }
 
 /// Creates the storm's experiment with a random seed and assigns every current property to an arm by
-/// `uplift::experiment::arm_for` (deterministic in seed and property). A second experiment is 409.
+/// `uplift::experiment::arm_for` (deterministic in seed and property); properties written later are
+/// assigned by their push (`crate::arms`). A second experiment is 409.
 pub async fn create_experiment(
     State(state): State<AppState>,
     identity: Identity,
@@ -76,13 +76,9 @@ pub async fn create_experiment(
         .validate(now)
         .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
     let mut tx = identity.begin(&state).await?;
-    // One experiment per storm even with concurrent requests: they queue on the tenant's training lock.
-    if !tx.try_training_lock().await? {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the storm's experiment or model is being changed right now; try again",
-        ));
-    }
+    // One experiment per storm even with concurrent requests: creations queue on the tenant's
+    // arm-assignment lock, which pushes of properties also take (shared), so none is left without an arm.
+    tx.lock_arms(true).await?;
     if !tx.storm_exists(storm).await? {
         return Err(no_storm());
     }
@@ -94,20 +90,13 @@ pub async fn create_experiment(
         .with_details(json!({ "experiment_id": existing.id })));
     }
     tx.insert_experiment(&experiment, now).await?;
-    let mut arms = Vec::new();
-    for property in tx.unassigned_properties(storm, &experiment).await? {
-        let arm = arm_for(experiment.seed, property, experiment.treatment_share)
-            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
-        arms.push(ArmAssignment {
-            experiment_id: experiment.id,
-            property_id: property,
-            arm,
-            assigned_at: now,
-        });
-    }
-    for chunk in arms.chunks(5_000) {
-        tx.insert_arm_assignments(chunk, now).await?;
-    }
+    let pairs: Vec<_> = tx
+        .unassigned_properties(storm, &experiment)
+        .await?
+        .into_iter()
+        .map(|p| (experiment.clone(), p))
+        .collect();
+    let arms = crate::arms::assign(&mut tx, &pairs, now).await?;
     audit(
         &mut tx,
         Some(identity.0.user_id),

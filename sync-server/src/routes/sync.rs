@@ -5,11 +5,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{Hlc, Role};
+use domain::{Hlc, PropertyId, Role, Timestamp};
 use server_store::{PullScope, PushContext, PushOutcome};
 use sync_protocol::{
-    ErrorCode, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PullPage, PullRequest, PushRequest, PushResponse,
-    ReceiptStatus, RefusedBatch,
+    Entity, ErrorCode, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PullPage, PullRequest, PushRequest,
+    PushResponse, ReceiptStatus, RefusedBatch,
 };
 
 use crate::auth::identity::Identity;
@@ -100,6 +100,13 @@ pub async fn push(
     };
     match tx.apply_push(&ctx, &request.changes).await? {
         PushOutcome::Applied(receipts) => {
+            let properties: Vec<PropertyId> = request
+                .changes
+                .iter()
+                .filter(|c| c.entity == Entity::Property)
+                .map(|c| PropertyId::from_uuid(c.entity_id))
+                .collect();
+            crate::arms::assign_written_properties(&mut tx, &properties, Timestamp(now)).await?;
             let accepted = receipts
                 .iter()
                 .filter(|r| r.status == ReceiptStatus::Accepted)
@@ -162,7 +169,7 @@ pub async fn pull(
 mod tests {
     use super::*;
     use domain::{ChangeId, DeviceId, TenantId, UserId};
-    use sync_protocol::{Change, ChangeOp, Entity};
+    use sync_protocol::{Change, ChangeOp};
 
     fn identity(device: DeviceId) -> Identity {
         Identity(crate::auth::token::Claims {
