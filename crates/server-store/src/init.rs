@@ -109,6 +109,49 @@ fn url_for(
     Ok(url.to_string())
 }
 
+/// Passwords an operator chose for the three roles (e.g. from a Kubernetes Secret). A deployment's
+/// migrations job re-runs init on every release; with fixed passwords the URLs the running servers
+/// hold stay valid instead of being rotated under them. A role without one gets a fresh random password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RolePasswords {
+    pub owner: Option<String>,
+    pub app: Option<String>,
+    pub control: Option<String>,
+}
+
+impl std::fmt::Debug for RolePasswords {
+    // Secrets never reach Debug output: only whether each one was given.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RolePasswords")
+            .field("owner", &self.owner.is_some())
+            .field("app", &self.app.is_some())
+            .field("control", &self.control.is_some())
+            .finish()
+    }
+}
+
+/// Shortest operator-chosen password accepted (the generated ones have 32 characters).
+pub const MIN_PASSWORD_LEN: usize = 16;
+
+/// An operator-chosen password, or a fresh random one. Passwords are spliced into `ALTER ROLE …
+/// PASSWORD '…'` (DDL takes no bind parameters), so only ASCII letters and digits are accepted; the
+/// message names the role, never the value.
+fn chosen_or_random(role: &str, chosen: Option<&str>) -> Result<String, StoreError> {
+    match chosen {
+        None => Ok(random_password()),
+        Some(p)
+            if p.len() >= MIN_PASSWORD_LEN
+                && p.len() <= 128
+                && p.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            Ok(p.to_owned())
+        }
+        Some(_) => Err(StoreError::InvalidInput(format!(
+            "the {role} role's password must be {MIN_PASSWORD_LEN} to 128 ASCII letters and digits"
+        ))),
+    }
+}
+
 /// Creates (or updates) the roles and the database, migrates it as the owner, and grants the
 /// application and control roles what they need. See the module doc for the roles and re-runs.
 pub async fn init_database(
@@ -116,14 +159,30 @@ pub async fn init_database(
     database_name: &str,
     prefix: &str,
 ) -> Result<InitOutput, StoreError> {
+    init_database_with_passwords(
+        superuser_url,
+        database_name,
+        prefix,
+        &RolePasswords::default(),
+    )
+    .await
+}
+
+/// [`init_database`] with operator-chosen role passwords (see [`RolePasswords`]).
+pub async fn init_database_with_passwords(
+    superuser_url: &str,
+    database_name: &str,
+    prefix: &str,
+    passwords: &RolePasswords,
+) -> Result<InitOutput, StoreError> {
     check_identifier("database name", database_name, 63)?;
     let roles = RoleNames::for_prefix(prefix)?;
     let base = Url::parse(superuser_url)
         .map_err(|e| StoreError::InvalidInput(format!("superuser URL: {e}")))?;
 
-    let owner_password = random_password();
-    let app_password = random_password();
-    let control_password = random_password();
+    let owner_password = chosen_or_random("owner", passwords.owner.as_deref())?;
+    let app_password = chosen_or_random("application", passwords.app.as_deref())?;
+    let control_password = chosen_or_random("control-plane", passwords.control.as_deref())?;
 
     let mut admin = PgConnection::connect(superuser_url).await?;
     // The application and control roles are locked down; the owner may own objects but not skip RLS.
@@ -323,6 +382,32 @@ mod tests {
         assert_eq!(
             url,
             "postgres://p_app:secret@127.0.0.1:5432/field?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn chosen_passwords_are_checked_before_reaching_ddl() {
+        assert_eq!(
+            chosen_or_random("app", Some("abcdefghij0123456789"))
+                .ok()
+                .as_deref(),
+            Some("abcdefghij0123456789")
+        );
+        for bad in [
+            "short1",
+            "has'quote0123456789",
+            "spaces are here 123",
+            "ünïcödé0123456789",
+        ] {
+            let err = chosen_or_random("app", Some(bad));
+            assert!(
+                matches!(&err, Err(StoreError::InvalidInput(m)) if !m.contains(bad)),
+                "{bad:?} -> {err:?}"
+            );
+        }
+        assert_eq!(
+            chosen_or_random("app", None).map(|p| p.len()).ok(),
+            Some(32)
         );
     }
 

@@ -22,7 +22,8 @@ pub use bench::bench_raw_copy_insert;
 pub use control::NewTenant;
 pub use error::{StartupCheckError, StoreError};
 pub use init::{
-    DEFAULT_ROLE_PREFIX, InitOutput, MIGRATOR, MigrationStatus, RoleNames, init_database,
+    DEFAULT_ROLE_PREFIX, InitOutput, MIGRATOR, MigrationStatus, RoleNames, RolePasswords,
+    init_database, init_database_with_passwords,
 };
 pub use learning::{
     ArmCounts, ExperimentCounts, TrainingRow, storm_model_prefix, training_lock_key,

@@ -154,20 +154,69 @@ pub async fn check_app_role(pool: &AppPool) -> Result<(), StoreError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
             .fetch_one(pool)
             .await?;
-    if citus {
-        let value: Option<String> =
-            sqlx::query_scalar("SELECT current_setting('citus.propagate_set_commands', true)")
-                .fetch_one(pool)
-                .await?;
-        let value = value.unwrap_or_default();
-        if value != "local" {
-            return Err(StartupCheckError::CitusPropagation { value }.into());
-        }
-    }
+    let propagation: Option<String> = if citus {
+        sqlx::query_scalar("SELECT current_setting('citus.propagate_set_commands', true)")
+            .fetch_one(pool)
+            .await?
+    } else {
+        None
+    };
+    citus_propagation_check(citus, propagation.as_deref())?;
     Ok(())
+}
+
+/// The Citus part of the startup check, decided from what the catalog said (rls-rules.md T15). Without
+/// Citus there is nothing to propagate. With it, the transaction-local tenant context must reach the
+/// worker nodes that hold the shards, or every policy there reads an empty context and returns no rows
+/// (silently: an empty sync, not an error) — so anything but `local` (unset, `none`) refuses to start.
+pub fn citus_propagation_check(
+    citus_installed: bool,
+    propagate_set_commands: Option<&str>,
+) -> Result<(), StartupCheckError> {
+    if !citus_installed {
+        return Ok(());
+    }
+    match propagate_set_commands.map(str::trim) {
+        Some(value) if value.eq_ignore_ascii_case("local") => Ok(()),
+        other => Err(StartupCheckError::CitusPropagation {
+            value: other.unwrap_or_default().to_owned(),
+        }),
+    }
 }
 
 /// Readiness: the applied migrations against the ones embedded in this build.
 pub async fn migrations_current(pool: &AppPool) -> Result<MigrationStatus, StoreError> {
     migration_status(&pool.0).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citus_context_propagation_is_required_only_where_citus_is_installed() {
+        // Plain PostgreSQL: the setting does not exist and does not matter.
+        assert!(citus_propagation_check(false, None).is_ok());
+        assert!(citus_propagation_check(false, Some("none")).is_ok());
+        // Citus: only `local` lets `SET LOCAL`-style context reach the workers.
+        assert!(citus_propagation_check(true, Some("local")).is_ok());
+        assert!(citus_propagation_check(true, Some("LOCAL")).is_ok());
+        for refused in [None, Some(""), Some("none"), Some("all")] {
+            let err = citus_propagation_check(true, refused);
+            assert!(
+                matches!(&err, Err(StartupCheckError::CitusPropagation { value }) if value == refused.unwrap_or_default()),
+                "{refused:?} -> {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_refusal_tells_the_operator_what_to_set() {
+        let err = citus_propagation_check(true, Some("none"))
+            .err()
+            .map(|e| e.to_string());
+        let text = err.unwrap_or_default();
+        assert!(text.contains("citus.propagate_set_commands"), "{text}");
+        assert!(text.contains("local"), "{text}");
+    }
 }
