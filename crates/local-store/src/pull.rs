@@ -48,9 +48,9 @@ enum Skip {
 
 type Applied = Result<(), Skip>;
 
+/// Decodes a record straight from the pulled JSON (by reference: no copy of the tree).
 fn decode<T: DeserializeOwned>(record: &Value) -> Result<T, Skip> {
-    serde_json::from_value(record.clone())
-        .map_err(|e| Skip::Invalid(format!("malformed record: {e}")))
+    T::deserialize(record).map_err(|e| Skip::Invalid(format!("malformed record: {e}")))
 }
 
 fn valid<T: Validate>(record: T, now: Timestamp) -> Result<T, Skip> {
@@ -64,28 +64,41 @@ fn merge_mutable<R: MutableRecord>(
     conn: &Connection,
     pulled: &PulledChange,
     now: Timestamp,
+    pending: &mut PendingKinds,
 ) -> StoreResult<Applied> {
     let Value::Object(pulled_record) = &pulled.record else {
         return Ok(Err(Skip::Invalid("the record is not an object".into())));
     };
-    let pulled_clocks = pulled.field_clocks.clone().unwrap_or_default();
-    let (mut record, mut clocks) = match R::load(conn, &pulled.entity_id)? {
-        Some((local, local_clocks)) => join_records(
-            &to_map(&local)?,
-            &local_clocks,
-            pulled_record,
-            &pulled_clocks,
-        ),
-        None => (pulled_record.clone(), pulled_clocks),
+    let local = R::load(conn, &pulled.entity_id)?;
+    let pending_writes = if pending.has_pending(conn, R::ENTITY)? {
+        pending_field_writes(conn, R::ENTITY, &pulled.entity_id)?
+    } else {
+        Vec::new()
     };
-    overlay_pending(
-        &mut record,
-        &mut clocks,
-        &pending_field_writes(conn, R::ENTITY, &pulled.entity_id)?,
-    );
-    let merged: R = match decode(&Value::Object(record)).and_then(|r| valid(r, now)) {
-        Ok(merged) => merged,
-        Err(skip) => return Ok(Err(skip)),
+    let (merged, clocks): (R, FieldClocks) = if local.is_none() && pending_writes.is_empty() {
+        // Nothing here to merge with (the first sync, a record new to this laptop): joining the pulled
+        // record with nothing and overlaying no pending write yields the pulled record and its clocks
+        // unchanged, so they are decoded directly instead of through the generic merge's copies.
+        match decode(&pulled.record).and_then(|r| valid(r, now)) {
+            Ok(record) => (record, pulled.field_clocks.clone().unwrap_or_default()),
+            Err(skip) => return Ok(Err(skip)),
+        }
+    } else {
+        let pulled_clocks = pulled.field_clocks.clone().unwrap_or_default();
+        let (mut record, mut clocks) = match local {
+            Some((local, local_clocks)) => join_records(
+                &to_map(&local)?,
+                &local_clocks,
+                pulled_record,
+                &pulled_clocks,
+            ),
+            None => (pulled_record.clone(), pulled_clocks),
+        };
+        overlay_pending(&mut record, &mut clocks, &pending_writes);
+        match decode(&Value::Object(record)).and_then(|r| valid(r, now)) {
+            Ok(merged) => (merged, clocks),
+            Err(skip) => return Ok(Err(skip)),
+        }
     };
     if merged.record_id() != pulled.entity_id {
         return Ok(Err(Skip::Invalid(
@@ -94,6 +107,29 @@ fn merge_mutable<R: MutableRecord>(
     }
     merged.upsert(conn, &clocks)?;
     Ok(Ok(()))
+}
+
+/// Which kinds of mutable record have pending local writes, asked once per kind and page: when a kind
+/// has none (always, on a first sync), no pulled record of it needs the per-record outbox lookup.
+/// Applying a page writes nothing to the outbox, so the answer holds for the whole page.
+#[derive(Default)]
+struct PendingKinds {
+    known: Vec<(Entity, bool)>,
+}
+
+impl PendingKinds {
+    fn has_pending(&mut self, conn: &Connection, entity: Entity) -> StoreResult<bool> {
+        if let Some((_, known)) = self.known.iter().find(|(e, _)| *e == entity) {
+            return Ok(*known);
+        }
+        let any: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 'pending')",
+            )?
+            .query_row([entity.as_str()], |r| r.get(0))?;
+        self.known.push((entity, any));
+        Ok(any)
+    }
 }
 
 fn store_whole<R: DeserializeOwned + Validate>(
@@ -111,13 +147,18 @@ fn store_whole<R: DeserializeOwned + Validate>(
     }
 }
 
-fn apply_one(conn: &Connection, pulled: &PulledChange, now: Timestamp) -> StoreResult<Applied> {
+fn apply_one(
+    conn: &Connection,
+    pulled: &PulledChange,
+    now: Timestamp,
+    pending: &mut PendingKinds,
+) -> StoreResult<Applied> {
     match pulled.entity {
-        Entity::Storm => merge_mutable::<Storm>(conn, pulled, now),
-        Entity::Property => merge_mutable::<Property>(conn, pulled, now),
-        Entity::Territory => merge_mutable::<Territory>(conn, pulled, now),
-        Entity::User => merge_mutable::<User>(conn, pulled, now),
-        Entity::Crew => merge_mutable::<Crew>(conn, pulled, now),
+        Entity::Storm => merge_mutable::<Storm>(conn, pulled, now, pending),
+        Entity::Property => merge_mutable::<Property>(conn, pulled, now, pending),
+        Entity::Territory => merge_mutable::<Territory>(conn, pulled, now, pending),
+        Entity::User => merge_mutable::<User>(conn, pulled, now, pending),
+        Entity::Crew => merge_mutable::<Crew>(conn, pulled, now, pending),
         Entity::JourneyTouch => store_whole::<JourneyTouch>(conn, pulled, now, |c, r| {
             rows::insert_touch(c, r).map(drop)
         }),
@@ -159,19 +200,22 @@ impl TenantStore {
         }
         let tx = self.conn.transaction()?;
         let mut report = PullReport::default();
+        let mut pending = PendingKinds::default();
         for pulled in changes {
             match pulled.op {
                 ChangeOp::Delete => {
                     report.deleted += rows::delete_record(&tx, pulled.entity, &pulled.entity_id)?
                 }
-                ChangeOp::Insert | ChangeOp::Update => match apply_one(&tx, pulled, now)? {
-                    Ok(()) => report.applied += 1,
-                    Err(Skip::Invalid(reason)) => report.skipped.push(SkippedRecord {
-                        entity: pulled.entity,
-                        entity_id: pulled.entity_id,
-                        reason,
-                    }),
-                },
+                ChangeOp::Insert | ChangeOp::Update => {
+                    match apply_one(&tx, pulled, now, &mut pending)? {
+                        Ok(()) => report.applied += 1,
+                        Err(Skip::Invalid(reason)) => report.skipped.push(SkippedRecord {
+                            entity: pulled.entity,
+                            entity_id: pulled.entity_id,
+                            reason,
+                        }),
+                    }
+                }
             }
         }
         tx.execute(

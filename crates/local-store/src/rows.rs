@@ -1,6 +1,7 @@
 //! Mapping between domain records and table rows. Each syncable table has one writer and one reader
 //! here, so the record's columns are named in one place.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use domain::*;
@@ -45,12 +46,46 @@ fn ts_opt(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Timestamp>> {
         .map(Timestamp::from_millis))
 }
 
+/// Field clocks as a file stores them. Since migration 0004 they are grouped by clock,
+/// `{"<hlc>":["field",…],…}`: a record written in one go (every pulled record, every import) has one
+/// clock for all its fields, so its clock text is stored once instead of once per field (a property's
+/// clocks shrink from about 900 to about 250 bytes, which is most of the row). Rows written before
+/// hold `{"field":"<hlc>",…}`; both read back to the same clocks.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredClocks {
+    PerField(FieldClocks),
+    Grouped(BTreeMap<String, Vec<String>>),
+}
+
 pub(crate) fn clocks_from_text(text: &str) -> StoreResult<FieldClocks> {
-    serde_json::from_str(text).map_err(|e| StoreError::Decode(format!("field clocks: {e}")))
+    let bad = |detail: String| StoreError::Decode(format!("field clocks: {detail}"));
+    match serde_json::from_str(text).map_err(|e| bad(e.to_string()))? {
+        StoredClocks::PerField(clocks) => Ok(clocks),
+        StoredClocks::Grouped(groups) => {
+            let mut clocks = FieldClocks::new();
+            for (hlc, fields) in groups {
+                let hlc = Hlc::parse(&hlc).map_err(|e| bad(e.to_string()))?;
+                for field in fields {
+                    clocks.insert(field, hlc);
+                }
+            }
+            Ok(clocks)
+        }
+    }
 }
 
 pub(crate) fn clocks_to_text(clocks: &FieldClocks) -> StoreResult<String> {
-    serde_json::to_string(clocks).map_err(|e| StoreError::Decode(e.to_string()))
+    let mut groups: BTreeMap<Hlc, Vec<&str>> = BTreeMap::new();
+    for (field, hlc) in clocks {
+        groups.entry(*hlc).or_default().push(field);
+    }
+    // HLC text sorts like the clocks, so the text is canonical: equal clocks, equal text.
+    let groups: BTreeMap<String, Vec<&str>> = groups
+        .into_iter()
+        .map(|(hlc, fields)| (hlc.to_string(), fields))
+        .collect();
+    serde_json::to_string(&groups).map_err(|e| StoreError::Decode(e.to_string()))
 }
 
 /// Lowercased, whitespace-collapsed text for substring search.
@@ -180,9 +215,16 @@ impl MutableRecord for Property {
     }
     fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
         conn.prepare_cached(
+            // A property that arrives after its score or decisions (pull pages are not ordered by entity)
+            // picks them up as it is inserted; an update keeps the row's own (see migration 0004).
             "INSERT INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, roof_age_years, roof_material,
-               square_feet, home_value_cents, hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status, field_clocks)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+               square_feet, home_value_cents, hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status, field_clocks,
+               score_uplift, latest_decision, latest_decision_at, latest_decision_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+               (SELECT s.uplift FROM uplift_scores s WHERE s.property_id = ?1 AND s.storm_id = ?2),
+               (SELECT d.decision FROM policy_decisions d WHERE d.property_id = ?1 AND d.storm_id = ?2 ORDER BY d.decided_at DESC, d.id DESC LIMIT 1),
+               (SELECT d.decided_at FROM policy_decisions d WHERE d.property_id = ?1 AND d.storm_id = ?2 ORDER BY d.decided_at DESC, d.id DESC LIMIT 1),
+               (SELECT d.id FROM policy_decisions d WHERE d.property_id = ?1 AND d.storm_id = ?2 ORDER BY d.decided_at DESC, d.id DESC LIMIT 1))
              ON CONFLICT (id) DO UPDATE SET storm_id = excluded.storm_id, external_id = excluded.external_id, address = excluded.address,
                address_search = excluded.address_search, latitude = excluded.latitude, longitude = excluded.longitude,
                roof_age_years = excluded.roof_age_years, roof_material = excluded.roof_material, square_feet = excluded.square_feet,
@@ -430,7 +472,8 @@ pub(crate) fn upsert_arm_assignment(conn: &Connection, a: &ArmAssignment) -> Sto
 }
 
 pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()> {
-    // An UPSERT (not REPLACE) so the update trigger, not a delete+insert pair, keeps the rank column.
+    let property = s.property_id.to_string();
+    let storm = s.storm_id.to_string();
     conn.prepare_cached(
         "INSERT INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -438,8 +481,8 @@ pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()
            model_version = excluded.model_version, trained_at = excluded.trained_at, data_watermark = excluded.data_watermark",
     )?
     .execute(params![
-        s.property_id.to_string(),
-        s.storm_id.to_string(),
+        property,
+        storm,
         s.uplift,
         s.p_treat,
         s.p_hold,
@@ -447,6 +490,11 @@ pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()
         s.trained_at.millis(),
         s.data_watermark
     ])?;
+    // The rank column on the property row. A plain statement rather than the trigger it replaces
+    // (migration 0004): a trigger makes every score write keep a statement journal of each page it
+    // touches, which was most of the cost of a first sync's scores.
+    conn.prepare_cached("UPDATE properties SET score_uplift = ?3 WHERE id = ?1 AND storm_id = ?2")?
+        .execute(params![property, storm, s.uplift])?;
     Ok(())
 }
 
@@ -481,4 +529,30 @@ pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> Sto
         Entity::User => "DELETE FROM users WHERE id = ?1",
     };
     Ok(conn.prepare_cached(sql)?.execute([id.to_string()])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_clocks_read_back_from_both_stored_forms() {
+        let (a, b) = (Hlc::new(1_000, 0, 1), Hlc::new(2_000, 3, 9));
+        let clocks: FieldClocks = [("status", a), ("owner_name", b), ("address", a)]
+            .into_iter()
+            .map(|(f, h)| (f.to_owned(), h))
+            .collect();
+        let grouped = clocks_to_text(&clocks).expect("text");
+        assert_eq!(
+            grouped,
+            format!(r#"{{"{a}":["address","status"],"{b}":["owner_name"]}}"#),
+            "one entry per distinct clock"
+        );
+        assert_eq!(clocks_from_text(&grouped).expect("grouped"), clocks);
+        // The form written before migration 0004.
+        let per_field = serde_json::to_string(&clocks).expect("json");
+        assert_eq!(clocks_from_text(&per_field).expect("per field"), clocks);
+        assert_eq!(clocks_from_text("{}").expect("empty"), FieldClocks::new());
+        assert!(clocks_from_text(r#"{"not a clock":["status"]}"#).is_err());
+    }
 }

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_sync_log",
         include_str!("../../../migrations/local/0003_sync_log.sql"),
     ),
+    (
+        "0004_lighter_pulled_writes",
+        include_str!("../../../migrations/local/0004_lighter_pulled_writes.sql"),
+    ),
 ];
 
 /// The schema version this build creates and understands.

@@ -242,32 +242,7 @@ CREATE TRIGGER policy_decisions_latest_insert AFTER INSERT ON policy_decisions B
        AND (latest_decision_at IS NULL OR (NEW.decided_at, NEW.id) > (latest_decision_at, latest_decision_id));
 END;
 
-CREATE TRIGGER properties_pick_up_decision AFTER INSERT ON properties
-WHEN EXISTS (SELECT 1 FROM policy_decisions d WHERE d.property_id = NEW.id AND d.storm_id = NEW.storm_id) BEGIN
-    UPDATE properties
-       SET (latest_decision, latest_decision_at, latest_decision_id) = (
-           SELECT d.decision, d.decided_at, d.id FROM policy_decisions d
-            WHERE d.property_id = NEW.id AND d.storm_id = NEW.storm_id
-            ORDER BY d.decided_at DESC, d.id DESC LIMIT 1)
-     WHERE id = NEW.id;
-END;
-
-CREATE TRIGGER properties_pick_up_score AFTER INSERT ON properties
-WHEN EXISTS (SELECT 1 FROM uplift_scores s WHERE s.property_id = NEW.id AND s.storm_id = NEW.storm_id) BEGIN
-    UPDATE properties SET score_uplift = (
-        SELECT s.uplift FROM uplift_scores s WHERE s.property_id = NEW.id AND s.storm_id = NEW.storm_id)
-     WHERE id = NEW.id;
-END;
-
 CREATE TRIGGER uplift_scores_rank_delete AFTER DELETE ON uplift_scores BEGIN
     UPDATE properties SET score_uplift = NULL WHERE id = OLD.property_id AND storm_id = OLD.storm_id;
-END;
-
-CREATE TRIGGER uplift_scores_rank_insert AFTER INSERT ON uplift_scores BEGIN
-    UPDATE properties SET score_uplift = NEW.uplift WHERE id = NEW.property_id AND storm_id = NEW.storm_id;
-END;
-
-CREATE TRIGGER uplift_scores_rank_update AFTER UPDATE ON uplift_scores BEGIN
-    UPDATE properties SET score_uplift = NEW.uplift WHERE id = NEW.property_id AND storm_id = NEW.storm_id;
 END;
 

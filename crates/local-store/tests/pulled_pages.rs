@@ -1,0 +1,295 @@
+//! Pulled pages that mix records new to this laptop (the direct path: nothing to merge with), records
+//! already here (merged per field by clock) and records with pending local writes (those writes win): each
+//! kind must end up exactly as the merge rule says, whatever else the page holds.
+
+mod support;
+
+use domain::*;
+use local_store::{PropertyQuery, PropertyUpdate, TenantStore};
+use support::*;
+use sync_protocol::{ChangeOp, Entity, FieldClocks, PulledChange, Receipt};
+
+/// A pulled property with every field but the id stamped `hlc` (how the server sends a created record).
+fn pulled_property(p: &Property, hlc: Hlc) -> PulledChange {
+    let record = serde_json::to_value(p).expect("json");
+    let clocks = record
+        .as_object()
+        .expect("object")
+        .keys()
+        .filter(|k| *k != "id")
+        .map(|k| (k.clone(), hlc))
+        .collect();
+    PulledChange {
+        entity: Entity::Property,
+        entity_id: p.id.0,
+        op: ChangeOp::Insert,
+        record,
+        field_clocks: Some(clocks),
+    }
+}
+
+/// A pulled property whose fields carry the given clocks (others: none).
+fn pulled_with(p: &Property, clocks: &[(&str, Hlc)]) -> PulledChange {
+    PulledChange {
+        entity: Entity::Property,
+        entity_id: p.id.0,
+        op: ChangeOp::Insert,
+        record: serde_json::to_value(p).expect("json"),
+        field_clocks: Some(
+            clocks
+                .iter()
+                .map(|(f, h)| ((*f).to_owned(), *h))
+                .collect::<FieldClocks>(),
+        ),
+    }
+}
+
+fn server_hlc(offset_ms: i64) -> Hlc {
+    Hlc::new((NOW.millis() + offset_ms) as u64, 0, 7)
+}
+
+fn accept_all(store: &mut TenantStore) {
+    let receipts: Vec<Receipt> = store
+        .pending_changes(1_000)
+        .expect("pending")
+        .iter()
+        .map(|c| Receipt::accepted(c.id))
+        .collect();
+    store.apply_receipts(&receipts, None).expect("receipts");
+}
+
+fn get(store: &TenantStore, id: PropertyId) -> Property {
+    store.property(id).expect("read").expect("exists")
+}
+
+#[test]
+fn a_page_of_new_present_and_pending_records_follows_the_merge_rule_for_each() {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let old = server_hlc(-60_000);
+
+    // Already here and synced, with one field written later on this laptop (acknowledged since).
+    let present = property(s.id, 1, "1 Present St");
+    // Already here, with a local status write the server has not acknowledged.
+    let edited = property(s.id, 2, "2 Edited St");
+    f.store
+        .apply_pulled_page(
+            &[
+                pulled_property(&present, old),
+                pulled_property(&edited, old),
+            ],
+            "c1",
+            1,
+        )
+        .expect("first page");
+    f.store
+        .update_property(
+            present.id,
+            &PropertyUpdate {
+                owner_name: Some(Some("Local Owner".into())),
+                ..Default::default()
+            },
+        )
+        .expect("local write");
+    accept_all(&mut f.store);
+    f.store
+        .update_property(
+            edited.id,
+            &PropertyUpdate {
+                status: Some(PropertyStatus::Inspected),
+                ..Default::default()
+            },
+        )
+        .expect("pending local write");
+    // Created on this laptop and not pushed yet: a pending insert.
+    let local_only = property(s.id, 3, "3 Local St");
+    f.store.add_property(&local_only).expect("local insert");
+
+    // New to this laptop; its score and its decision come earlier in the same page than the property.
+    let fresh = property(s.id, 4, "4 Fresh St");
+    let fresh_score = score(&fresh, 0.4);
+    let fresh_decision = decision(&fresh, Decision::Treat, UserId::generate(), NOW);
+
+    let newer = server_hlc(60_000);
+    let between = server_hlc(-30_000);
+    let mut present_server = present.clone();
+    present_server.status = PropertyStatus::Contracted;
+    present_server.owner_name = Some("Server Owner".into());
+    let mut edited_server = edited.clone();
+    edited_server.status = PropertyStatus::NotInterested;
+    edited_server.owner_name = Some("Server Owner".into());
+    let mut local_only_server = local_only.clone();
+    local_only_server.address = "3 Server St".into();
+    local_only_server.owner_name = Some("Server Owner".into());
+
+    let page = vec![
+        pulled(Entity::UpliftScore, fresh.id.0, &fresh_score),
+        pulled(Entity::PolicyDecision, fresh_decision.id.0, &fresh_decision),
+        // The server's status is newer than anything here; its owner name is older than the local one.
+        pulled_with(
+            &present_server,
+            &[("status", newer), ("owner_name", between)],
+        ),
+        // Newer than the pending write, yet the pending write keeps its field until acknowledged.
+        pulled_with(&edited_server, &[("status", newer), ("owner_name", newer)]),
+        pulled_property(&fresh, old),
+        pulled_with(&local_only_server, &[("owner_name", newer)]),
+    ];
+    let report = f.store.apply_pulled_page(&page, "c2", 2).expect("page");
+    assert_eq!((report.applied, report.skipped.len()), (6, 0));
+
+    let merged = get(&f.store, present.id);
+    assert_eq!(
+        merged.status,
+        PropertyStatus::Contracted,
+        "newer field wins"
+    );
+    assert_eq!(
+        merged.owner_name.as_deref(),
+        Some("Local Owner"),
+        "an older server field loses to the later local write"
+    );
+
+    let merged = get(&f.store, edited.id);
+    assert_eq!(
+        merged.status,
+        PropertyStatus::Inspected,
+        "the pending write wins"
+    );
+    assert_eq!(merged.owner_name.as_deref(), Some("Server Owner"));
+
+    let merged = get(&f.store, local_only.id);
+    assert_eq!(
+        merged.owner_name.as_deref(),
+        Some("Pat Owner"),
+        "the pending insert's values win until acknowledged"
+    );
+    assert_eq!(merged.address, "3 Local St");
+
+    assert_eq!(
+        get(&f.store, fresh.id),
+        fresh,
+        "a new record is stored as sent"
+    );
+    let ranked = f
+        .store
+        .ranked_properties(&PropertyQuery {
+            decision: Some(Decision::Treat),
+            ..Default::default()
+        })
+        .expect("ranked");
+    assert_eq!(ranked.len(), 1);
+    assert_eq!(ranked[0].property.id, fresh.id);
+    assert_eq!(
+        ranked[0].uplift,
+        Some(0.4),
+        "the new property picked up the score and the decision that came before it"
+    );
+
+    // The new record's clocks were stored: an older write of its status loses, a newer one wins.
+    let mut stale = fresh.clone();
+    stale.status = PropertyStatus::NotInterested;
+    f.store
+        .apply_pulled_page(
+            &[pulled_with(&stale, &[("status", server_hlc(-120_000))])],
+            "c3",
+            3,
+        )
+        .expect("stale");
+    assert_eq!(get(&f.store, fresh.id).status, PropertyStatus::New);
+    f.store
+        .apply_pulled_page(
+            &[pulled_with(&stale, &[("status", server_hlc(120_000))])],
+            "c4",
+            4,
+        )
+        .expect("newer");
+    assert_eq!(
+        get(&f.store, fresh.id).status,
+        PropertyStatus::NotInterested
+    );
+}
+
+#[test]
+fn a_record_twice_in_one_page_is_merged_with_its_first_copy() {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let p = property(s.id, 1, "1 Twice St");
+    let mut later = p.clone();
+    later.status = PropertyStatus::Inspected;
+    let mut earlier = p.clone();
+    earlier.status = PropertyStatus::NotInterested;
+    let report = f
+        .store
+        .apply_pulled_page(
+            &[
+                pulled_property(&later, server_hlc(10_000)),
+                pulled_property(&earlier, server_hlc(-10_000)),
+            ],
+            "c1",
+            1,
+        )
+        .expect("page");
+    assert_eq!(report.applied, 2);
+    assert_eq!(
+        get(&f.store, p.id).status,
+        PropertyStatus::Inspected,
+        "the second copy is older and loses"
+    );
+    assert_eq!(f.store.record_counts().expect("counts").properties, 1);
+}
+
+#[test]
+fn a_score_rewritten_by_a_later_page_moves_the_rank() {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let a = property(s.id, 1, "1 A St");
+    let b = property(s.id, 2, "2 B St");
+    f.store
+        .apply_pulled_page(
+            &[
+                pulled_property(&a, server_hlc(0)),
+                pulled_property(&b, server_hlc(0)),
+                pulled(Entity::UpliftScore, a.id.0, &score(&a, 0.3)),
+                pulled(Entity::UpliftScore, b.id.0, &score(&b, 0.1)),
+            ],
+            "c1",
+            1,
+        )
+        .expect("page");
+    let order = |store: &TenantStore| -> Vec<PropertyId> {
+        store
+            .ranked_properties(&PropertyQuery::default())
+            .expect("ranked")
+            .iter()
+            .map(|r| r.property.id)
+            .collect()
+    };
+    assert_eq!(order(&f.store), [a.id, b.id]);
+    f.store
+        .apply_pulled_page(
+            &[pulled(Entity::UpliftScore, b.id.0, &score(&b, 0.45))],
+            "c2",
+            2,
+        )
+        .expect("rescored");
+    assert_eq!(order(&f.store), [b.id, a.id]);
+    let tombstone = PulledChange {
+        entity: Entity::UpliftScore,
+        entity_id: b.id.0,
+        op: ChangeOp::Delete,
+        record: serde_json::Value::Null,
+        field_clocks: None,
+    };
+    f.store
+        .apply_pulled_page(&[tombstone], "c3", 3)
+        .expect("unscored");
+    assert_eq!(order(&f.store), [a.id, b.id], "unscored last");
+    assert_eq!(
+        f.store.record_counts().expect("counts").scored_properties,
+        1
+    );
+}
