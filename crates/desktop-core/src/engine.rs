@@ -471,44 +471,73 @@ impl SyncEngine {
             });
         }
         self.update(|s| s.phase = Phase::Pulling);
-        let mut cursor = self.with_store(|s| s.sync_state()).await?.cursor;
+        let cursor = self.with_store(|s| s.sync_state()).await?.cursor;
+        let mut fetched = self
+            .pull_page(&mut token, &mut refreshed, cursor.as_deref())
+            .await?;
         loop {
-            let page = match self
-                .client
-                .pull(&token, cursor.as_deref(), Some(self.config.pull_limit))
-                .await
-            {
-                Ok(ok) => ok,
-                Err(e) if !refreshed && access_token_rejected(&e) => {
-                    refreshed = true;
-                    token = self.access_token(true).await?;
-                    continue;
-                }
-                Err(e) => return Err(classify(e)),
-            };
-            let (page, transfer) = page;
+            let (page, transfer) = fetched;
             report.pull_pages += 1;
             report.pulled += page.changes.len() as u64;
             report.bytes_received += transfer.received_bytes;
             let has_more = page.has_more;
             let next = page.next_cursor.clone();
-            self.with_store(move |s| {
+            // Each page is applied in one local transaction with its cursor, in order. The next page is
+            // downloaded while this one is applied (its cursor comes with this page, not from the
+            // store), so a long pull costs about the slower of download and apply rather than their
+            // sum. A failure of either stops the sync; every page applied before it stays applied.
+            let apply = self.with_store(move |s| {
                 s.apply_pulled_page(&page.changes, &page.next_cursor, page.watermark)
-            })
-            .await?;
-            cursor = Some(next);
+                    .map(drop)
+            });
+            let following = if has_more {
+                let (applied, following) = tokio::join!(
+                    apply,
+                    self.pull_page(&mut token, &mut refreshed, Some(&next))
+                );
+                applied?;
+                Some(following?)
+            } else {
+                apply.await?;
+                None
+            };
             let pulled = report.pulled;
             let bytes = report.bytes_received;
             self.update(|s| {
                 s.pull.done = pulled;
                 s.pull.bytes = bytes;
             });
-            if !has_more {
-                break;
+            match following {
+                Some(page) => fetched = page,
+                None => break,
             }
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(())
+    }
+
+    /// Pulls one page after `cursor`, replacing a rejected access token from the refresh token once
+    /// per sync (as the push does).
+    async fn pull_page(
+        &self,
+        token: &mut Zeroizing<String>,
+        refreshed: &mut bool,
+        cursor: Option<&str>,
+    ) -> Result<(sync_protocol::PullPage, sync_client::Transfer), SyncError> {
+        loop {
+            match self
+                .client
+                .pull(token, cursor, Some(self.config.pull_limit))
+                .await
+            {
+                Ok(ok) => return Ok(ok),
+                Err(e) if !*refreshed && access_token_rejected(&e) => {
+                    *refreshed = true;
+                    *token = self.access_token(true).await?;
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
     }
 
     /// Whether the server answers (the reachability probe).

@@ -146,7 +146,9 @@ impl SyncClient {
             .post(format!("{}{path}", self.base))
             .header(PROTOCOL_HEADER, self.protocol_version.to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT_ENCODING, "gzip");
+            // zstd first: the server prefers it when offered; a first sync's pages are hundreds of MB
+            // of JSON, which zstd compresses at a fraction of gzip's CPU and decodes several times faster.
+            .header(reqwest::header::ACCEPT_ENCODING, "zstd, gzip");
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
