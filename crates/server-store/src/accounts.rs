@@ -274,9 +274,11 @@ impl TenantTx {
     }
 
     /// Adds a user. A taken email (case-insensitive) or id is [`StoreError::Conflict`]; an unknown crew
-    /// is [`StoreError::ForeignReference`].
+    /// is [`StoreError::ForeignReference`]; a user beyond the plan's limit is [`StoreError::QuotaExceeded`].
     pub async fn add_user(&mut self, user: &NewUser, now: Timestamp) -> Result<(), StoreError> {
         user.validate(now)?;
+        // The plan's user limit is hard: the last seat cannot be taken twice (see `quotas`).
+        self.check_new_user().await?;
         insert_user(&mut self.tx, self.tenant_id, user, now).await
     }
 
@@ -307,7 +309,8 @@ impl TenantTx {
     }
 
     /// Registers a device on its first login, or returns the stored one. The caller checks that the
-    /// returned device belongs to the user signing in and is not revoked.
+    /// returned device belongs to the user signing in and is not revoked. A new device beyond the plan's
+    /// device limit is [`StoreError::QuotaExceeded`].
     pub async fn register_or_get_device(
         &mut self,
         id: DeviceId,
@@ -324,6 +327,10 @@ impl TenantTx {
             revoked_at: None,
         };
         candidate.validate(now)?;
+        // A new device takes a seat of the plan's device limit (hard); a known one signs in as before.
+        if self.device(id).await?.is_none() {
+            self.check_new_device().await?;
+        }
         sqlx::query(
             "INSERT INTO devices (tenant_id, id, user_id, name, status, registered_at) VALUES ($1, $2, $3, $4, 'active', $5)
              ON CONFLICT (tenant_id, id) DO NOTHING",

@@ -57,6 +57,9 @@ pub enum StoreError {
     /// A record stored in the database no longer reads back as its domain type: a bug or a bad migration.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// A hard limit of the tenant's plan refuses this (more users, devices, events or storage).
+    #[error("{0}")]
+    QuotaExceeded(crate::quotas::QuotaRefusal),
 }
 
 impl StoreError {
@@ -74,6 +77,7 @@ impl StoreError {
             StoreError::Forbidden(_) => "forbidden",
             StoreError::InvalidInput(_) => "invalid_input",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::QuotaExceeded(_) => "quota_exceeded",
         }
     }
 
@@ -91,6 +95,7 @@ impl StoreError {
             StoreError::ForeignReference(_) => ErrorCode::ForeignReference,
             StoreError::Validation(_) => ErrorCode::ValidationFailed,
             StoreError::Forbidden(_) => ErrorCode::Forbidden,
+            StoreError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
         }
     }
 }

@@ -302,6 +302,9 @@ async fn apply_grants(owner_pool: &PgPool, roles: &RoleNames) -> Result<(), Stor
          REVOKE UPDATE, DELETE ON audit_log, applied_changes, change_log FROM \"{app}\";
          REVOKE INSERT, UPDATE, DELETE ON _sqlx_migrations FROM \"{control}\";
          REVOKE UPDATE ON audit_log FROM \"{control}\";
+         REVOKE INSERT, UPDATE, DELETE ON plans FROM \"{app}\";
+         REVOKE INSERT, DELETE ON plans FROM \"{control}\";
+         REVOKE UPDATE, DELETE ON usage_events FROM \"{app}\";
          DROP POLICY IF EXISTS control_plane ON tenants;
          CREATE POLICY control_plane ON tenants TO \"{control}\" USING (true) WITH CHECK (true);",
         app = roles.app,
