@@ -58,6 +58,20 @@ pub fn router(state: AppState) -> Router {
             get(routes::admin::health),
         )
         .route("/v1/admin/models", get(routes::admin::models))
+        .route("/v1/admin/audit", get(routes::audit::query))
+        .route("/v1/admin/audit/export", get(routes::audit::export))
+        .route(
+            "/v1/admin/users",
+            get(routes::directory::list_users).post(routes::directory::create_user),
+        )
+        .route(
+            "/v1/admin/users/{user_id}",
+            axum::routing::patch(routes::directory::change_user),
+        )
+        .route(
+            "/v1/admin/crews",
+            get(routes::directory::list_crews).post(routes::directory::create_crew),
+        )
         .merge(sync)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -1,4 +1,5 @@
-//! The operator's command line: `db init`, `serve`, `tenant create|list`, `user add`, `device revoke`.
+//! The operator's command line: `db init`, `serve`, `tenant create|list|provision|suspend|reactivate|
+//! export|import|delete|purge|import-legacy`, `user add|list`, `crew add|list`, `device revoke`.
 //! Flags fall back to environment variables so containers are configured without a shell.
 
 use clap::{Args, Parser, Subcommand};
@@ -34,6 +35,9 @@ pub enum Command {
     /// Devices of a tenant.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Crews of a tenant.
+    #[command(subcommand)]
+    Crew(CrewCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +112,122 @@ pub enum TenantCommand {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// Provision a tenant: the tenant with its plan, the first admin and a default crew, in one
+    /// transaction (admin password from STORMOPS_ADMIN_PASSWORD, else a prompt).
+    Provision {
+        #[arg(long)]
+        name: String,
+        /// trial, standard or enterprise.
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, default_value = "Administrator")]
+        admin_name: String,
+        /// Defaults to the name made into a slug.
+        #[arg(long)]
+        slug: Option<String>,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Suspend a tenant: sync and the API answer `tenant_suspended`; its data is kept.
+    Suspend {
+        /// The tenant's slug (or id).
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Reactivate a suspended tenant, or cancel a deletion still in its grace period.
+    Reactivate {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Export everything a tenant owns into a new directory (one JSON-lines file per table and
+    /// manifest.json with row counts and SHA-256), read as the application role under the tenant's context.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// The archive directory to create.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The application role's connection URL.
+        #[arg(long, env = "STORMOPS_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Import an archive (from `tenant export`) into a fresh tenant.
+    Import {
+        /// The new tenant's slug.
+        #[arg(long)]
+        slug: String,
+        /// The new tenant's name (default: the archived tenant's).
+        #[arg(long)]
+        name: Option<String>,
+        /// The archive directory.
+        archive: std::path::PathBuf,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Delete a tenant: refused at once by the API, rows kept for the grace period, then `tenant purge`.
+    /// Needs an earlier export unless --force.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        /// Delete without an export.
+        #[arg(long)]
+        force: bool,
+        /// Hours before the purge may run.
+        #[arg(long, default_value_t = 168)]
+        grace_hours: u32,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Remove every row of a deleted tenant whose grace period is over, and check none is left.
+    Purge {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Import a legacy single-tenant StormOps SQLite database (docs/legacy-import.md).
+    ImportLegacy {
+        #[arg(long)]
+        tenant: String,
+        /// The legacy .db file.
+        file: std::path::PathBuf,
+        /// Import the valid rows even when some were rejected (each rejected row is still reported).
+        #[arg(long)]
+        allow_partial: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrewCommand {
+    /// Add a crew to a tenant.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// The crew chief's user id.
+        #[arg(long)]
+        chief: Option<uuid::Uuid>,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// List a tenant's crews.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +245,13 @@ pub enum UserCommand {
         /// Put the user in the tenant's default crew.
         #[arg(long)]
         default_crew: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// List a tenant's users.
+    List {
+        #[arg(long)]
+        tenant: String,
         #[command(flatten)]
         control: ControlArgs,
     },

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod learning;
+pub mod lifecycle_cli;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

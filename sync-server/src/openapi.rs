@@ -17,6 +17,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/devices/{device_id}/revoke"),
     ("post", "/v1/sync/push"),
     ("post", "/v1/sync/pull"),
+    ("get", "/v1/admin/audit"),
+    ("get", "/v1/admin/audit/export"),
+    ("get", "/v1/admin/users"),
+    ("post", "/v1/admin/users"),
+    ("patch", "/v1/admin/users/{user_id}"),
+    ("get", "/v1/admin/crews"),
+    ("post", "/v1/admin/crews"),
     ("post", "/v1/admin/storms/{storm_id}/experiment"),
     ("get", "/v1/admin/storms/{storm_id}/experiment"),
     ("post", "/v1/admin/storms/{storm_id}/train"),
@@ -68,7 +75,7 @@ fn with_storm(mut op: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "StormOps sync server",
@@ -136,7 +143,17 @@ pub fn document() -> Value {
                 "PullPage": { "type": "object", "properties": { "changes": { "type": "array", "items": { "type": "object" } }, "next_cursor": { "type": "string" }, "has_more": { "type": "boolean" }, "watermark": { "type": "integer" } } }
             }
         }
-    })
+    });
+    // The tenant platform's routes document themselves next to their handlers.
+    for extra in [
+        crate::routes::audit::openapi_paths(),
+        crate::routes::directory::openapi_paths(),
+    ] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), extra) {
+            paths.extend(more);
+        }
+    }
+    doc
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ fn report(json: bool, result: Result<Option<serde_json::Value>, CommandError>) -
     }
 }
 
-fn secret_from_env_or_prompt(
+pub(crate) fn secret_from_env_or_prompt(
     var: &str,
     prompt: &str,
 ) -> Result<zeroize::Zeroizing<String>, CommandError> {
@@ -206,6 +206,11 @@ async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Val
                 json!({ "user_id": user_id, "text": format!("user {email} added to {tenant} as {role}: id {user_id}") }),
             ))
         }
+        Command::Tenant(lifecycle) => crate::lifecycle_cli::run_tenant(lifecycle).await,
+        Command::User(UserCommand::List { tenant, control }) => {
+            crate::lifecycle_cli::run_user(UserCommand::List { tenant, control }).await
+        }
+        Command::Crew(crew) => crate::lifecycle_cli::run_crew(crew).await,
         Command::Device(DeviceCommand::Revoke {
             tenant,
             device,

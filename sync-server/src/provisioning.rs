@@ -1,11 +1,13 @@
 //! Operator tasks on the control plane: provision a tenant (tenant, first admin, default crew, in one
-//! transaction), list tenants, add a user, revoke a device. Used by the operator CLI.
+//! transaction), the rest of the tenant lifecycle (suspend, reactivate, export, import, delete, purge),
+//! the legacy SQLite import, list tenants, users and crews, add a user or crew, revoke a device. Used by
+//! the operator CLI, the demo and the benchmarks.
 
 use domain::{
     AuditEntry, AuditId, Crew, CrewId, DeviceId, PlanTier, Role, Tenant, TenantId, Timestamp,
     UserId, slugify,
 };
-use server_store::{ControlPool, NewTenant, NewUser, PoolSettings, TenantTx};
+use server_store::{ControlPool, NewTenant, NewUser, PoolSettings, TenantLifecycle, TenantTx};
 use zeroize::Zeroizing;
 
 use crate::auth::password;
@@ -21,7 +23,7 @@ pub struct CreatedTenant {
     pub crew_id: CrewId,
 }
 
-async fn control(url: &str) -> Result<ControlPool, CommandError> {
+pub(crate) async fn control(url: &str) -> Result<ControlPool, CommandError> {
     let settings = PoolSettings {
         max_connections: 2,
         ..PoolSettings::default()
@@ -69,9 +71,8 @@ pub async fn provision_tenant(
         default_crew: crew.clone(),
         admin: admin.clone(),
     };
-    let mut tx = pool.begin().await?;
-    let tenant: Tenant = tx.create_tenant(&new).await?;
-    tx.commit().await?;
+    // The lifecycle's provisioning step: typed errors (slug taken), audited, one transaction.
+    let tenant: Tenant = server_store::provision_tenant(pool, &new).await?;
     Ok(CreatedTenant {
         tenant_id: tenant.id,
         slug: tenant.slug,
@@ -115,7 +116,7 @@ pub async fn list_tenants(url: &str) -> Result<Vec<Tenant>, CommandError> {
     Ok(tenants)
 }
 
-async fn tenant_tx(pool: &ControlPool, slug: &str) -> Result<TenantTx, CommandError> {
+pub(crate) async fn tenant_tx(pool: &ControlPool, slug: &str) -> Result<TenantTx, CommandError> {
     let mut tx = pool.begin().await?;
     let tenant = tx
         .find_tenant_by_slug(slug)
@@ -128,7 +129,7 @@ async fn tenant_tx(pool: &ControlPool, slug: &str) -> Result<TenantTx, CommandEr
     Ok(pool.begin_tenant(tenant.id).await?)
 }
 
-async fn operator_audit(
+pub(crate) async fn operator_audit(
     tx: &mut TenantTx,
     action: &str,
     target: String,
@@ -195,4 +196,335 @@ pub async fn revoke_device(url: &str, slug: &str, device: DeviceId) -> Result<()
     tx.commit().await?;
     pool.close().await;
     Ok(())
+}
+
+// ---- The tenant lifecycle (issue 6): provision, suspend, reactivate, export, import, delete, purge,
+// legacy import, and the directory commands. Each opens its own pool and closes it.
+
+impl From<server_store::LifecycleError> for CommandError {
+    fn from(err: server_store::LifecycleError) -> Self {
+        CommandError {
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// `tenant provision` (and `tenant create`): an unknown plan or a taken slug is a typed error and
+/// nothing is written.
+pub async fn provision(
+    url: &str,
+    name: &str,
+    slug: Option<&str>,
+    plan: &str,
+    admin_email: &str,
+    admin_name: &str,
+    password: &Zeroizing<String>,
+) -> Result<CreatedTenant, CommandError> {
+    let plan = server_store::parse_plan(plan)?;
+    create_tenant(url, name, slug, plan, admin_email, admin_name, password).await
+}
+
+/// A lifecycle step on the control plane, in one transaction.
+async fn lifecycle_step<T>(
+    url: &str,
+    step: impl AsyncFnOnce(&mut server_store::ControlTx) -> Result<T, server_store::LifecycleError>,
+) -> Result<T, CommandError> {
+    let pool = control(url).await?;
+    let result = async {
+        let mut tx = pool.begin().await?;
+        let value = step(&mut tx).await?;
+        tx.commit().await?;
+        Ok::<T, server_store::LifecycleError>(value)
+    }
+    .await;
+    pool.close().await;
+    Ok(result?)
+}
+
+/// `tenant suspend`.
+pub async fn suspend(url: &str, tenant: &str) -> Result<TenantLifecycle, CommandError> {
+    let now = Timestamp(now_ms());
+    lifecycle_step(url, async |tx| tx.suspend(tenant, now).await).await
+}
+
+/// `tenant reactivate` (also cancels a deletion in its grace period).
+pub async fn reactivate(url: &str, tenant: &str) -> Result<TenantLifecycle, CommandError> {
+    let now = Timestamp(now_ms());
+    lifecycle_step(url, async |tx| tx.reactivate(tenant, now).await).await
+}
+
+/// `tenant delete`: needs an earlier export unless `force`; the purge may run after `grace_hours`.
+pub async fn delete(
+    url: &str,
+    tenant: &str,
+    force: bool,
+    grace_hours: u32,
+) -> Result<TenantLifecycle, CommandError> {
+    let now = Timestamp(now_ms());
+    let grace_ms = i64::from(grace_hours) * 3_600_000;
+    lifecycle_step(url, async |tx| {
+        tx.request_deletion(tenant, force, grace_ms, now).await
+    })
+    .await
+}
+
+/// `tenant purge`: removes every row of a deleted tenant whose grace period is over.
+pub async fn purge(url: &str, tenant: &str) -> Result<Vec<(String, u64)>, CommandError> {
+    let now = Timestamp(now_ms());
+    lifecycle_step(url, async |tx| tx.purge(tenant, now).await).await
+}
+
+/// `tenant export`: reads as the application role under the tenant's context.
+pub async fn export(
+    app_url: &str,
+    control_url: &str,
+    tenant: &str,
+    out: &std::path::Path,
+) -> Result<server_store::ArchiveManifest, CommandError> {
+    let settings = PoolSettings {
+        max_connections: 2,
+        ..PoolSettings::default()
+    };
+    let app = server_store::AppPool::connect(app_url, &settings).await?;
+    let pool = control(control_url).await?;
+    let result = server_store::export_tenant(&app, &pool, tenant, out, Timestamp(now_ms())).await;
+    app.close().await;
+    pool.close().await;
+    Ok(result?)
+}
+
+/// `tenant import`: an archive into a fresh tenant.
+pub async fn import(
+    url: &str,
+    archive: &std::path::Path,
+    slug: &str,
+    name: Option<&str>,
+) -> Result<server_store::ImportedArchive, CommandError> {
+    let pool = control(url).await?;
+    let result =
+        server_store::import_archive(&pool, archive, slug, name, Timestamp(now_ms())).await;
+    pool.close().await;
+    Ok(result?)
+}
+
+/// What a legacy import read, refused and wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LegacyImportReport {
+    pub tenant_id: TenantId,
+    pub read: LegacyCounts,
+    pub written: LegacyCounts,
+    pub rejected: Vec<legacy_import::RejectedRow>,
+}
+
+/// Records per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LegacyCounts {
+    pub storms: u64,
+    pub properties: u64,
+    pub journeys: u64,
+    pub uplift_scores: u64,
+    pub experiments: u64,
+}
+
+impl LegacyCounts {
+    pub fn total(&self) -> u64 {
+        self.storms + self.properties + self.journeys + self.uplift_scores + self.experiments
+    }
+}
+
+/// `tenant import-legacy` on an open control pool: reads and validates the SQLite file, refuses (writing
+/// nothing) when rows were rejected unless `allow_partial`, then writes the records the tenant does not
+/// have yet through the server-store writers in one tenant transaction. Ids are deterministic, so a
+/// re-run writes nothing.
+pub async fn import_legacy_with(
+    pool: &ControlPool,
+    tenant: &str,
+    file: &std::path::Path,
+    allow_partial: bool,
+) -> Result<LegacyImportReport, CommandError> {
+    let now = Timestamp(now_ms());
+    let mut ctl = pool.begin().await?;
+    let found = ctl
+        .find_tenant_by_slug(tenant)
+        .await?
+        .ok_or_else(|| CommandError {
+            code: "tenant_not_found",
+            message: format!("no tenant with slug '{tenant}'"),
+        })?;
+    ctl.commit().await?;
+    if found.status != domain::TenantStatus::Active {
+        return Err(CommandError {
+            code: "tenant_not_active",
+            message: format!(
+                "tenant '{tenant}' is {}: reactivate it before importing",
+                found.status.as_str()
+            ),
+        });
+    }
+    let mut tx = pool.begin_tenant(found.id).await?;
+    let admin = tx.first_admin().await?.ok_or_else(|| CommandError {
+        code: "no_admin",
+        message: format!("tenant '{tenant}' has no enabled admin to attribute the history to"),
+    })?;
+    let identity = legacy_import::ImportIdentity::for_user(found.id, admin);
+    let path = file.to_path_buf();
+    let data =
+        tokio::task::spawn_blocking(move || legacy_import::read_legacy(&path, &identity, now))
+            .await
+            .map_err(|e| CommandError {
+                code: "legacy_unreadable",
+                message: e.to_string(),
+            })?
+            .map_err(|e| CommandError {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+    let read = LegacyCounts {
+        storms: data.storms.len() as u64,
+        properties: data.properties.len() as u64,
+        journeys: data.touches.len() as u64,
+        uplift_scores: data.scores.len() as u64,
+        experiments: data.experiments.len() as u64,
+    };
+    if !data.rejected.is_empty() && !allow_partial {
+        let listed: Vec<String> = data
+            .rejected
+            .iter()
+            .take(20)
+            .map(|r| format!("{} {}: {}", r.table, r.old_id, r.reason))
+            .collect();
+        return Err(CommandError {
+            code: "legacy_rows_rejected",
+            message: format!(
+                "{} rows failed validation and nothing was imported (pass --allow-partial to import the other {}):\n{}{}",
+                data.rejected.len(),
+                read.total(),
+                listed.join("\n"),
+                if data.rejected.len() > listed.len() {
+                    "\n…"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    let hlc = domain::Hlc::new(u64::try_from(now.0).unwrap_or(0), 0, 0);
+    let mut written = LegacyCounts::default();
+
+    let ids: Vec<uuid::Uuid> = data.storms.iter().map(|s| s.id.0).collect();
+    let have = tx.existing_ids("storms", &ids).await?;
+    let storms: Vec<_> = data
+        .storms
+        .iter()
+        .filter(|s| !have.contains(&s.id.0))
+        .cloned()
+        .collect();
+    written.storms = tx.upsert_storms(&storms, hlc, now).await?;
+
+    let ids: Vec<uuid::Uuid> = data.properties.iter().map(|p| p.id.0).collect();
+    let have = tx.existing_ids("properties", &ids).await?;
+    let properties: Vec<_> = data
+        .properties
+        .iter()
+        .filter(|p| !have.contains(&p.id.0))
+        .cloned()
+        .collect();
+    written.properties = tx.upsert_properties(&properties, hlc, now).await?;
+
+    for experiment in &data.experiments {
+        if tx.insert_experiment(experiment, now).await? {
+            written.experiments += 1;
+        }
+    }
+    written.journeys = tx.insert_journey_touches(&data.touches, now).await?;
+
+    let ids: Vec<uuid::Uuid> = data.scores.iter().map(|s| s.property_id.0).collect();
+    let have = tx.existing_ids("uplift_scores", &ids).await?;
+    let scores: Vec<_> = data
+        .scores
+        .iter()
+        .filter(|s| !have.contains(&s.property_id.0))
+        .cloned()
+        .collect();
+    written.uplift_scores = tx.upsert_uplift_scores(&scores, now).await?;
+
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(80).collect::<String>())
+        .unwrap_or_default();
+    operator_audit(
+        &mut tx,
+        "tenant.import_legacy",
+        format!(
+            "legacy:{file_name}; {} written, {} rejected",
+            written.total(),
+            data.rejected.len()
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(LegacyImportReport {
+        tenant_id: found.id,
+        read,
+        written,
+        rejected: data.rejected,
+    })
+}
+
+/// `tenant import-legacy`.
+pub async fn import_legacy(
+    url: &str,
+    tenant: &str,
+    file: &std::path::Path,
+    allow_partial: bool,
+) -> Result<LegacyImportReport, CommandError> {
+    let pool = control(url).await?;
+    let result = import_legacy_with(&pool, tenant, file, allow_partial).await;
+    pool.close().await;
+    result
+}
+
+/// `user list`.
+pub async fn list_users(
+    url: &str,
+    slug: &str,
+) -> Result<Vec<server_store::DirectoryUser>, CommandError> {
+    let pool = control(url).await?;
+    let mut tx = tenant_tx(&pool, slug).await?;
+    let users = tx.list_directory_users().await?;
+    tx.commit().await?;
+    pool.close().await;
+    Ok(users)
+}
+
+/// `crew add`.
+pub async fn add_crew(
+    url: &str,
+    slug: &str,
+    name: &str,
+    chief: Option<UserId>,
+) -> Result<CrewId, CommandError> {
+    let pool = control(url).await?;
+    let mut tx = tenant_tx(&pool, slug).await?;
+    let crew = Crew {
+        id: CrewId::generate(),
+        name: name.trim().to_owned(),
+        chief_id: chief,
+    };
+    tx.add_crew(&crew, Timestamp(now_ms())).await?;
+    operator_audit(&mut tx, "crew.create", format!("crew:{}", crew.id)).await?;
+    tx.commit().await?;
+    pool.close().await;
+    Ok(crew.id)
+}
+
+/// `crew list`.
+pub async fn list_crews(url: &str, slug: &str) -> Result<Vec<Crew>, CommandError> {
+    let pool = control(url).await?;
+    let mut tx = tenant_tx(&pool, slug).await?;
+    let crews = tx.list_crews().await?;
+    tx.commit().await?;
+    pool.close().await;
+    Ok(crews)
 }

@@ -5,10 +5,11 @@ pub mod report;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod tenant;
 pub mod uplift;
 
 /// Every suite `cargo xtask bench` runs, in order.
-pub const SUITES: &[&str] = &["uplift", "store", "server", "sync"];
+pub const SUITES: &[&str] = &["uplift", "store", "server", "sync", "tenant"];
 
 /// Runs one suite; `None` when the name is unknown.
 pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Option<String>> {
@@ -17,6 +18,7 @@ pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Op
         "store" => Some(store::run()?),
         "server" => Some(server::run()?),
         "sync" => Some(sync::run()?),
+        "tenant" => Some(tenant::run()?),
         _ => None,
     })
 }

@@ -64,7 +64,9 @@ async fn run() -> anyhow::Result<()> {
         "office@hailstone.example",
         PASSWORD,
     )?;
-    println!("   tenant Hailstone Roofing ({slug}, {tenant_id}) with its first admin");
+    println!(
+        "   tenant Hailstone Roofing ({slug}, {tenant_id}) provisioned: plan, first admin and default crew in one transaction"
+    );
     let crew = [
         ("chief@hailstone.example", "Casey Chief", "crew_chief"),
         ("ana@hailstone.example", "Ana Field", "field_user"),

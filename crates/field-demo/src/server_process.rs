@@ -60,7 +60,8 @@ impl ServerBinary {
         cmd
     }
 
-    /// `stormops-server tenant create`.
+    /// `stormops-server tenant provision`: the lifecycle's provisioning step (tenant, plan, first admin
+    /// and default crew in one transaction, audited).
     pub fn create_tenant(
         &self,
         name: &str,
@@ -73,7 +74,7 @@ impl ServerBinary {
                 .env("STORMOPS_ADMIN_PASSWORD", password)
                 .args([
                     "tenant",
-                    "create",
+                    "provision",
                     "--name",
                     name,
                     "--plan",

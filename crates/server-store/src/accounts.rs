@@ -282,13 +282,14 @@ impl TenantTx {
         insert_user(&mut self.tx, self.tenant_id, user, now).await
     }
 
-    /// The login's second step: the user with this email (case-insensitive) and its password hash.
+    /// The login's second step: the user with this email (case-insensitive) and its password hash. A
+    /// disabled user is not found, so it cannot sign in.
     pub async fn find_user_by_email(
         &mut self,
         email: &str,
     ) -> Result<Option<UserCredentials>, StoreError> {
         let row: Option<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND lower(email) = lower($2)"
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND lower(email) = lower($2) AND disabled_at IS NULL"
         ))
         .bind(self.tenant_id.0)
         .bind(email)

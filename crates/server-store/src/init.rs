@@ -302,6 +302,8 @@ async fn apply_grants(owner_pool: &PgPool, roles: &RoleNames) -> Result<(), Stor
          REVOKE UPDATE, DELETE ON audit_log, applied_changes, change_log FROM \"{app}\";
          REVOKE INSERT, UPDATE, DELETE ON _sqlx_migrations FROM \"{control}\";
          REVOKE UPDATE ON audit_log FROM \"{control}\";
+         REVOKE ALL ON tenant_lifecycle_log FROM \"{app}\";
+         REVOKE UPDATE, DELETE ON tenant_lifecycle_log FROM \"{control}\";
          REVOKE INSERT, UPDATE, DELETE ON plans FROM \"{app}\";
          REVOKE INSERT, DELETE ON plans FROM \"{control}\";
          REVOKE UPDATE, DELETE ON usage_events FROM \"{app}\";

@@ -8,9 +8,13 @@
 pub mod accounts;
 pub mod bench;
 pub mod control;
+pub mod directory;
 pub mod error;
+pub mod export;
+pub mod imports;
 pub mod init;
 pub mod learning;
+pub mod lifecycle;
 pub mod metering;
 pub mod office;
 mod operator_access;
@@ -19,18 +23,25 @@ pub mod pool;
 pub mod quotas;
 mod rows;
 pub mod sync;
+pub mod tenant_tables;
 pub mod tx;
 
 pub use accounts::{NewRefreshToken, NewUser, RefreshTokenRecord, RotateOutcome, UserCredentials};
 pub use bench::bench_raw_copy_insert;
 pub use control::NewTenant;
+pub use directory::{AuditQuery, DirectoryUser, UserChange};
 pub use error::{StartupCheckError, StoreError};
+pub use export::{ArchiveManifest, ArchiveTable, ImportedArchive, export_tenant, import_archive};
 pub use init::{
     DEFAULT_ROLE_PREFIX, InitOutput, MIGRATOR, MigrationStatus, RoleNames, RolePasswords,
     init_database, init_database_with_passwords,
 };
 pub use learning::{
     ArmCounts, ExperimentCounts, TrainingRow, storm_model_prefix, training_lock_key,
+};
+pub use lifecycle::{
+    DEFAULT_GRACE_MS, LifecycleError, LifecycleLogEntry, TenantLifecycle, parse_plan,
+    provision_tenant,
 };
 pub use pool::{AppPool, ControlPool, PoolSettings, check_app_role, migrations_current};
 pub use sync::{Cursor, PullScope, PushContext, PushOutcome};

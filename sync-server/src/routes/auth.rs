@@ -232,6 +232,8 @@ pub async fn login(
     }
     let user = credentials.user;
     let mut tx = state.app.begin_tenant(tenant.id).await?;
+    // A device's first sign-in registers it: audited on its own, apart from the login.
+    let first_sign_in = tx.device(req.device_id).await?.is_none();
     let device = tx
         .register_or_get_device(
             req.device_id,
@@ -254,6 +256,17 @@ pub async fn login(
         None,
     )
     .await?;
+    if first_sign_in {
+        audit(
+            &mut tx,
+            Some(user.id),
+            Some(device.id),
+            "device.register",
+            format!("device:{}", device.id),
+            &headers,
+        )
+        .await?;
+    }
     audit(
         &mut tx,
         Some(user.id),

@@ -1,7 +1,7 @@
 //! Sync storage: the idempotent, all-or-nothing batched push ([`TenantTx::apply_push`]), the
 //! commit-ordered pull feed ([`TenantTx::pull`]) and the server-side writers that feed it.
 
-mod changelog;
+pub(crate) mod changelog;
 mod mutable;
 mod pull;
 mod push;
