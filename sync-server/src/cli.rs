@@ -40,10 +40,20 @@ pub enum Command {
     Crew(CrewCommand),
 }
 
+/// `db init` reads the roles' passwords from these variables when set (a deployment's Secret), so
+/// re-running it keeps the servers' URLs valid; unset, each run rotates that role's password.
+pub const OWNER_PASSWORD_ENV: &str = "STORMOPS_OWNER_PASSWORD";
+/// The application role's password for `db init` (see [`OWNER_PASSWORD_ENV`]).
+pub const APP_PASSWORD_ENV: &str = "STORMOPS_APP_PASSWORD";
+/// The control-plane role's password for `db init` (see [`OWNER_PASSWORD_ENV`]).
+pub const CONTROL_PASSWORD_ENV: &str = "STORMOPS_CONTROL_PASSWORD";
+
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Create (idempotently) the database, the owner, application and control-plane roles and the schema;
-    /// print the application and control-plane connection URLs.
+    /// print the application and control-plane connection URLs. Role passwords come from
+    /// STORMOPS_OWNER_PASSWORD, STORMOPS_APP_PASSWORD and STORMOPS_CONTROL_PASSWORD when set (16+ letters
+    /// and digits), otherwise each run rotates them.
     Init {
         /// A superuser connection URL (e.g. postgres://postgres@127.0.0.1:5432/postgres).
         #[arg(long, env = "STORMOPS_SUPERUSER_URL")]
@@ -268,6 +278,39 @@ pub enum DeviceCommand {
         #[command(flatten)]
         control: ControlArgs,
     },
+}
+
+/// What one subcommand accepts, read from the parser itself so deployment files can be checked against
+/// it (`tests/deploy-lint`): its long flags, and the environment variables behind them with whether the
+/// command cannot run without one (required, no default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandShape {
+    pub long_flags: Vec<String>,
+    pub env: Vec<(String, bool)>,
+}
+
+/// The shape of the subcommand at `path` (e.g. `["db", "init"]`), or None when there is no such command.
+pub fn command_shape(path: &[&str]) -> Option<CommandShape> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    for name in path {
+        command = command.find_subcommand(name)?.clone();
+    }
+    let args = command.get_arguments().filter(|a| !a.is_global_set());
+    let mut shape = CommandShape {
+        long_flags: Vec::new(),
+        env: Vec::new(),
+    };
+    for arg in args {
+        if let Some(long) = arg.get_long() {
+            shape.long_flags.push(format!("--{long}"));
+        }
+        if let Some(env) = arg.get_env() {
+            let needed = arg.is_required_set() && arg.get_default_values().is_empty();
+            shape.env.push((env.to_string_lossy().into_owned(), needed));
+        }
+    }
+    Some(shape)
 }
 
 fn parse_plan(text: &str) -> Result<PlanTier, String> {

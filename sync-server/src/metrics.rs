@@ -1,5 +1,7 @@
 //! Prometheus metrics, kept small and bounded: labels are route templates, status classes and entity
 //! kinds — never tenant ids (per-tenant figures go through the API). Rendered in the text format at `/metrics`.
+//! Gauges read at scrape time (the pool, the pull horizon's lag) are passed in as [`ScrapeGauges`].
+//! Every alert in `deploy/prometheus/alerts.yaml` reads only names rendered here (`tests/deploy-lint`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +27,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, &'static str), u64>>,
     /// route → duration histogram.
     durations: Mutex<BTreeMap<String, Histogram>>,
+    /// route → requests refused with 429 by the per-tenant rate limiter (or any other 429).
+    rate_limited: Mutex<BTreeMap<String, u64>>,
     pub changes_accepted: AtomicU64,
     pub changes_duplicate: AtomicU64,
     pub changes_refused: AtomicU64,
@@ -45,6 +49,11 @@ fn status_class(status: u16) -> &'static str {
 impl Metrics {
     /// Records one finished request. `route` is the matched route template (bounded), or "unmatched".
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        if status == 429
+            && let Ok(mut limited) = self.rate_limited.lock()
+        {
+            *limited.entry(route.to_owned()).or_default() += 1;
+        }
         if let Ok(mut requests) = self.requests.lock() {
             *requests
                 .entry((route.to_owned(), method.to_owned(), status_class(status)))
@@ -71,8 +80,20 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition with the pool's (open, idle) connections when known.
     pub fn render(&self, pool: Option<(u32, u32)>) -> String {
+        self.render_with(&ScrapeGauges {
+            pool: pool.map(|(open, idle)| PoolGauge {
+                open,
+                idle,
+                max: open,
+            }),
+            pull_horizon_lag_seconds: None,
+        })
+    }
+
+    /// The Prometheus text exposition, with the gauges read at this scrape.
+    pub fn render_with(&self, gauges: &ScrapeGauges) -> String {
         let mut out = String::new();
         out.push_str("# HELP stormops_http_requests_total HTTP requests by route template, method and status class.\n");
         out.push_str("# TYPE stormops_http_requests_total counter\n");
@@ -134,14 +155,42 @@ impl Metrics {
             "# HELP stormops_auth_login_failures_total Failed logins.\n# TYPE stormops_auth_login_failures_total counter\nstormops_auth_login_failures_total {}",
             self.logins_failed.load(Ordering::Relaxed)
         );
-        if let Some((size, idle)) = pool {
+        out.push_str("# HELP stormops_rate_limited_total Requests refused with 429 (rate limit), by route template.\n# TYPE stormops_rate_limited_total counter\n");
+        if let Ok(limited) = self.rate_limited.lock() {
+            for (route, n) in limited.iter() {
+                let _ = writeln!(out, "stormops_rate_limited_total{{route=\"{route}\"}} {n}");
+            }
+        }
+        if let Some(PoolGauge { open, idle, max }) = gauges.pool {
             let _ = writeln!(
                 out,
-                "# HELP stormops_db_pool_connections Application pool connections.\n# TYPE stormops_db_pool_connections gauge\nstormops_db_pool_connections{{state=\"open\"}} {size}\nstormops_db_pool_connections{{state=\"idle\"}} {idle}"
+                "# HELP stormops_db_pool_connections Application pool connections.\n# TYPE stormops_db_pool_connections gauge\nstormops_db_pool_connections{{state=\"open\"}} {open}\nstormops_db_pool_connections{{state=\"idle\"}} {idle}\nstormops_db_pool_connections{{state=\"max\"}} {max}"
+            );
+        }
+        if let Some(lag) = gauges.pull_horizon_lag_seconds {
+            let _ = writeln!(
+                out,
+                "# HELP stormops_sync_pull_horizon_lag_seconds Age of the oldest writing transaction: pulls hold back rows newer than it.\n# TYPE stormops_sync_pull_horizon_lag_seconds gauge\nstormops_sync_pull_horizon_lag_seconds {lag}"
             );
         }
         out
     }
+}
+
+/// The application pool's connections at a scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGauge {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Gauges read when `/metrics` is scraped rather than counted as requests pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ScrapeGauges {
+    pub pool: Option<PoolGauge>,
+    /// None when the database could not be asked (the gauge is then left out, not reported as 0).
+    pub pull_horizon_lag_seconds: Option<f64>,
 }
 
 #[cfg(test)]
@@ -165,5 +214,30 @@ mod tests {
         assert!(text.contains("le=\"0.25\"} 2"));
         assert!(text.contains("stormops_sync_changes_total{status=\"accepted\"} 5"));
         assert!(text.contains("stormops_db_pool_connections{state=\"idle\"} 2"));
+    }
+
+    #[test]
+    fn counts_429s_by_route_and_renders_scrape_gauges() {
+        let m = Metrics::default();
+        m.observe_request("/v1/sync/push", "POST", 429, 0.001);
+        m.observe_request("/v1/sync/push", "POST", 429, 0.001);
+        m.observe_request("/v1/sync/pull", "POST", 200, 0.001);
+        let text = m.render_with(&ScrapeGauges {
+            pool: Some(PoolGauge {
+                open: 16,
+                idle: 0,
+                max: 16,
+            }),
+            pull_horizon_lag_seconds: Some(1.5),
+        });
+        assert!(text.contains("stormops_rate_limited_total{route=\"/v1/sync/push\"} 2"));
+        assert!(!text.contains("stormops_rate_limited_total{route=\"/v1/sync/pull\"}"));
+        assert!(text.contains("stormops_db_pool_connections{state=\"max\"} 16"));
+        assert!(text.contains("stormops_sync_pull_horizon_lag_seconds 1.5"));
+        // Left out, not zero, when the database could not be asked.
+        let text = m.render_with(&ScrapeGauges::default());
+        assert!(!text.contains("stormops_sync_pull_horizon_lag_seconds "));
+        // No label carries anything but route templates, methods, statuses and states.
+        assert!(!text.contains("tenant"));
     }
 }

@@ -119,9 +119,21 @@ async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Val
             database,
             role_prefix,
         }) => {
-            let out = server_store::init_database(&superuser_url, &database, &role_prefix)
-                .await
-                .map_err(store_err)?;
+            // Fixed passwords (a deployment's Secret) keep running servers' URLs valid across re-runs;
+            // read from the environment only, never from flags that `ps` would show.
+            let passwords = server_store::RolePasswords {
+                owner: std::env::var(crate::cli::OWNER_PASSWORD_ENV).ok(),
+                app: std::env::var(crate::cli::APP_PASSWORD_ENV).ok(),
+                control: std::env::var(crate::cli::CONTROL_PASSWORD_ENV).ok(),
+            };
+            let out = server_store::init_database_with_passwords(
+                &superuser_url,
+                &database,
+                &role_prefix,
+                &passwords,
+            )
+            .await
+            .map_err(store_err)?;
             let text = format!(
                 "database {database} is ready (roles {}, {}, {}).\nSTORMOPS_DATABASE_URL={}\nSTORMOPS_CONTROL_DATABASE_URL={}",
                 out.roles.owner, out.roles.app, out.roles.control, out.app_url, out.control_url

@@ -43,6 +43,8 @@ pub use lifecycle::{
     DEFAULT_GRACE_MS, LifecycleError, LifecycleLogEntry, TenantLifecycle, parse_plan,
     provision_tenant,
 };
-pub use pool::{AppPool, ControlPool, PoolSettings, check_app_role, migrations_current};
+pub use pool::{
+    AppPool, ControlPool, PoolSettings, PoolStats, check_app_role, migrations_current,
+};
 pub use sync::{Cursor, PullScope, PushContext, PushOutcome};
 pub use tx::{ControlTx, TenantTx};

@@ -82,6 +82,38 @@ impl AppPool {
         sqlx::query("SELECT 1").execute(&self.0).await?;
         Ok(())
     }
+
+    /// The pool's connections for the metrics: open, idle, and the configured maximum.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.0.size(),
+            idle: u32::try_from(self.0.num_idle()).unwrap_or(u32::MAX),
+            max: self.0.options().get_max_connections(),
+        }
+    }
+
+    /// Seconds since the oldest transaction that holds a transaction id in this database began: pulls
+    /// return only rows below the oldest running writer, so this is how far every pull lags at most.
+    /// Reads `pg_stat_activity`, which shows this role its own sessions (all request transactions) in
+    /// full; another role's transactions appear without `backend_xid` and are not counted.
+    pub async fn pull_horizon_lag_secs(&self) -> Result<f64, StoreError> {
+        let secs: f64 = sqlx::query_scalar(
+            "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+               FROM pg_stat_activity
+              WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&self.0)
+        .await?;
+        Ok(secs.max(0.0))
+    }
+}
+
+/// Connections of a pool, as the metrics show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 impl ControlPool {

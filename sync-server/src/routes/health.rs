@@ -47,7 +47,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.render(None);
+    let stats = state.app.stats();
+    // A database that cannot answer leaves the lag out; the scrape itself still succeeds.
+    let lag = state.app.pull_horizon_lag_secs().await.ok();
+    let body = state.metrics.render_with(&crate::metrics::ScrapeGauges {
+        pool: Some(crate::metrics::PoolGauge {
+            open: stats.open,
+            idle: stats.idle,
+            max: stats.max,
+        }),
+        pull_horizon_lag_seconds: lag,
+    });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
