@@ -29,6 +29,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/storms/{storm_id}/train"),
     ("get", "/v1/admin/storms/{storm_id}/health"),
     ("get", "/v1/admin/models"),
+    ("get", "/v1/admin/health/thresholds"),
+    ("put", "/v1/admin/health/thresholds"),
 ];
 
 fn error_responses(codes: &[u16]) -> Value {
@@ -106,7 +108,11 @@ pub fn document() -> Value {
             },
             "/v1/admin/storms/{storm_id}/train": { "post": with_storm(operation("Train the storm's uplift model now (admin); 422 not_enough_data / single_outcome_class / no_experiment keep the model in service, 409 while another training of the tenant runs.", None, "ModelSummary", &[401, 403, 404, 409, 422], true)) },
             "/v1/admin/storms/{storm_id}/health": { "get": with_storm(operation("Run and store the storm's data-health checks with runbooks (admin, crew chief, viewer); thresholds from the tenant's settings or the defaults.", None, "HealthReport", &[401, 403, 404], true)) },
-            "/v1/admin/models": { "get": operation("The model registry, newest first (admin, crew chief, viewer).", None, "Models", &[401, 403], true) }
+            "/v1/admin/models": { "get": operation("The model registry, newest first (admin, crew chief, viewer).", None, "Models", &[401, 403], true) },
+            "/v1/admin/health/thresholds": {
+                "get": operation("The tenant's data-health thresholds: effective values, overrides and defaults (admin, crew chief, viewer).", None, "HealthThresholds", &[401, 403], true),
+                "put": operation("Replace the tenant's data-health threshold overrides (admin); unknown names, non-numbers, shares above 1 and crossed bounds are 422 validation_failed.", Some("HealthThresholdOverrides"), "HealthThresholds", &[400, 401, 403, 422], true)
+            }
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
@@ -138,6 +144,8 @@ pub fn document() -> Value {
                 "ExperimentCreated": { "type": "object", "properties": { "experiment": { "type": "object" }, "assigned": { "type": "integer" }, "treatment": { "type": "integer" }, "control": { "type": "integer" } } },
                 "ExperimentSummary": { "type": "object", "properties": { "experiment": { "type": "object" }, "treatment": { "type": "object" }, "control": { "type": "object" }, "lift": { "type": ["object", "null"] }, "model": { "type": ["object", "null"] } } },
                 "ModelSummary": { "type": "object", "properties": { "storm_id": { "type": "string", "format": "uuid" }, "retrained": { "type": "boolean" }, "model": { "type": "object" }, "holdout_rows": { "type": "integer" }, "scored": { "type": "integer" } } },
+                "HealthThresholdOverrides": { "type": "object", "additionalProperties": { "type": "number" } },
+                "HealthThresholds": { "type": "object", "properties": { "thresholds": { "type": "object" }, "overrides": { "type": "object" }, "defaults": { "type": "object" } } },
                 "HealthReport": { "type": "object", "properties": { "storm_id": { "type": "string" }, "measured_at": { "type": "integer" }, "thresholds": { "type": "object" }, "alerts": { "type": "integer" }, "readings": { "type": "array", "items": { "type": "object" } } } },
                 "Models": { "type": "object", "properties": { "models": { "type": "array", "items": { "type": "object" } } } },
                 "PullPage": { "type": "object", "properties": { "changes": { "type": "array", "items": { "type": "object" } }, "next_cursor": { "type": "string" }, "has_more": { "type": "boolean" }, "watermark": { "type": "integer" } } }

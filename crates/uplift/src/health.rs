@@ -44,6 +44,74 @@ impl Default for HealthThresholds {
     }
 }
 
+impl HealthThresholds {
+    /// The field names a tenant may override, in declaration order.
+    pub const FIELDS: [&'static str; 7] = [
+        "uplift_mean_low",
+        "uplift_mean_high",
+        "uplift_stddev_low",
+        "uplift_stddev_high",
+        "min_conversion_lift",
+        "min_recent_volume_share",
+        "max_required_nulls",
+    ];
+
+    /// The defaults with a tenant's overrides (a JSON object of some of [`Self::FIELDS`]) applied,
+    /// refusing unknown names, non-numbers, negatives, values above 1 for shares and means, and a low
+    /// bound above its high bound: a typo never silently turns an alert off.
+    pub fn with_overrides(overrides: &serde_json::Value) -> Result<Self> {
+        let bad = |reason: String| UpliftError::InvalidParameter {
+            name: "health thresholds",
+            reason,
+        };
+        let extra = overrides
+            .as_object()
+            .ok_or_else(|| bad("health thresholds must be a JSON object".into()))?;
+        let mut merged = serde_json::to_value(Self::default())
+            .map_err(|e| bad(format!("health thresholds: {e}")))?;
+        let base = merged
+            .as_object_mut()
+            .ok_or_else(|| bad("health thresholds: not an object".into()))?;
+        for (name, value) in extra {
+            if !Self::FIELDS.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "unknown health threshold `{name}`; known: {}",
+                    Self::FIELDS.join(", ")
+                )));
+            }
+            let number = value
+                .as_f64()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| bad(format!("health threshold `{name}` must be a number ≥ 0")))?;
+            if name == "max_required_nulls" {
+                if value.as_u64().is_none() {
+                    return Err(bad(
+                        "health threshold `max_required_nulls` must be a whole number".into(),
+                    ));
+                }
+            } else if number > 1.0 {
+                return Err(bad(format!(
+                    "health threshold `{name}` is a share and must be at most 1"
+                )));
+            }
+            base.insert(name.clone(), value.clone());
+        }
+        let merged: Self =
+            serde_json::from_value(merged).map_err(|e| bad(format!("health thresholds: {e}")))?;
+        if merged.uplift_mean_low > merged.uplift_mean_high {
+            return Err(bad(
+                "uplift_mean_low must not be above uplift_mean_high".into()
+            ));
+        }
+        if merged.uplift_stddev_low > merged.uplift_stddev_high {
+            return Err(bad(
+                "uplift_stddev_low must not be above uplift_stddev_high".into(),
+            ));
+        }
+        Ok(merged)
+    }
+}
+
 /// The checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -224,6 +292,35 @@ pub fn count_required_nulls(properties: &[Property]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn threshold_overrides_apply_and_bad_ones_are_refused() {
+        let got = HealthThresholds::with_overrides(&serde_json::json!({
+            "uplift_mean_high": 0.5, "max_required_nulls": 3
+        }))
+        .expect("valid overrides");
+        assert_eq!(got.uplift_mean_high, 0.5);
+        assert_eq!(got.max_required_nulls, 3);
+        assert_eq!(
+            got.uplift_mean_low,
+            HealthThresholds::default().uplift_mean_low
+        );
+        for bad in [
+            serde_json::json!({ "uplift_mean_hi": 0.5 }),
+            serde_json::json!({ "uplift_mean_high": "high" }),
+            serde_json::json!({ "min_conversion_lift": -0.1 }),
+            serde_json::json!({ "min_recent_volume_share": 2.0 }),
+            serde_json::json!({ "max_required_nulls": 1.5 }),
+            serde_json::json!({ "uplift_mean_low": 0.4, "uplift_mean_high": 0.3 }),
+            serde_json::json!([1, 2]),
+        ] {
+            assert!(
+                HealthThresholds::with_overrides(&bad).is_err(),
+                "{bad} must be refused"
+            );
+        }
+    }
+
     use super::*;
 
     fn status_of(readings: &[HealthReading], check: HealthCheck) -> QualityStatus {

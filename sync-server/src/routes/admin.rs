@@ -13,6 +13,7 @@ use domain::{
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use server_store::TenantTx;
 use sync_protocol::ErrorCode;
 use uplift::experiment::{GroupOutcomes, conversion_lift};
 use uplift::health::{HealthInput, HealthThresholds, run_health_checks};
@@ -177,22 +178,63 @@ pub async fn experiment_summary(
     })))
 }
 
-/// The tenant's thresholds: `tenant_settings` overrides over the PRODUCT.md defaults.
+/// The tenant's thresholds: `tenant_settings` overrides over the PRODUCT.md defaults. Stored overrides
+/// were validated when set, so a failure here is the server's fault.
 fn thresholds(overrides: &Value) -> Result<HealthThresholds, ApiError> {
-    let mut merged = serde_json::to_value(HealthThresholds::default())
-        .map_err(|e| ApiError::internal("health thresholds", &e))?;
-    if let (Some(base), Some(extra)) = (merged.as_object_mut(), overrides.as_object()) {
-        for (k, v) in extra {
-            if base.contains_key(k) {
-                base.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    serde_json::from_value(merged).map_err(|e| ApiError::internal("health thresholds", &e))
+    HealthThresholds::with_overrides(overrides)
+        .map_err(|e| ApiError::internal("stored health thresholds", &e))
 }
 
-/// Runs the storm's data-health checks, stores each reading in `data_quality_metrics` and answers them
-/// with their runbooks.
+/// `GET /v1/admin/health/thresholds`: the tenant's effective thresholds, its overrides and the defaults.
+pub async fn health_thresholds(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&READERS, "read data-health thresholds")?;
+    let mut tx = identity.begin(&state).await?;
+    let overrides = tx.health_threshold_overrides().await?;
+    tx.commit().await?;
+    Ok(Json(json!({
+        "thresholds": thresholds(&overrides)?,
+        "overrides": overrides,
+        "defaults": HealthThresholds::default(),
+    })))
+}
+
+/// `PUT /v1/admin/health/thresholds` (admin): replaces the tenant's overrides with the body (a JSON
+/// object of some threshold names; `{}` restores the defaults). Unknown names, non-numbers, shares above
+/// 1 and crossed bounds are a 422 `validation_failed` and change nothing.
+pub async fn set_health_thresholds(
+    State(state): State<AppState>,
+    identity: Identity,
+    headers: HeaderMap,
+    ApiJson(overrides): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&[Role::Admin], "change data-health thresholds")?;
+    let effective = HealthThresholds::with_overrides(&overrides)
+        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
+    let now = Timestamp(now_ms());
+    let mut tx = identity.begin(&state).await?;
+    tx.set_health_threshold_overrides(&overrides, now).await?;
+    audit(
+        &mut tx,
+        Some(identity.0.user_id),
+        Some(identity.0.device_id),
+        "health.thresholds.set",
+        "tenant_settings".to_owned(),
+        &headers,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({
+        "thresholds": effective,
+        "overrides": overrides,
+        "defaults": HealthThresholds::default(),
+    })))
+}
+
+/// Runs the storm's data-health checks and answers them with their runbooks; for admins and crew
+/// chiefs each reading is also stored in `data_quality_metrics` (a viewer's read writes nothing).
 pub async fn health(
     State(state): State<AppState>,
     identity: Identity,
@@ -200,8 +242,26 @@ pub async fn health(
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&READERS, "read data health")?;
     let storm = storm_id(&storm)?;
-    let now = Timestamp(now_ms());
     let mut tx = identity.begin(&state).await?;
+    let report = storm_health_report(
+        &mut tx,
+        storm,
+        Timestamp(now_ms()),
+        identity.0.role != Role::Viewer,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(report))
+}
+
+/// The storm's data-health report under the tenant's thresholds (the route's and the operator CLI's):
+/// the readings with their runbooks, stored in `data_quality_metrics` when `store`. The caller commits.
+pub async fn storm_health_report(
+    tx: &mut TenantTx,
+    storm: StormId,
+    now: Timestamp,
+    store: bool,
+) -> Result<Value, ApiError> {
     if !tx.storm_exists(storm).await? {
         return Err(no_storm());
     }
@@ -241,19 +301,20 @@ pub async fn health(
         .cloned()
         .map(|r| r.into_metric(QualityMetricId::generate(), Some(storm), now))
         .collect();
-    tx.insert_quality_metrics(&metrics, now).await?;
-    tx.commit().await?;
+    if store {
+        tx.insert_quality_metrics(&metrics, now).await?;
+    }
     let alerts = metrics
         .iter()
         .filter(|m| m.status != QualityStatus::Ok)
         .count();
-    Ok(Json(json!({
+    Ok(json!({
         "storm_id": storm,
         "measured_at": now,
         "thresholds": thresholds,
         "alerts": alerts,
         "readings": metrics,
-    })))
+    }))
 }
 
 /// The model registry, newest first.
