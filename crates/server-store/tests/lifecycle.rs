@@ -2,6 +2,8 @@
 //! typed errors and nothing half written, suspend/reactivate, export → import round trip compared table
 //! by table, delete with export-or-force and a grace period, purge checked through the catalog, and the
 //! audit log's append-only grant.
+// Helpers of tests: a panic here is a failing test, which is what we want.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -11,8 +13,8 @@ use std::path::Path;
 use common::{Harness, NOW, Tenant1};
 use domain::*;
 use server_store::{
-    ArchiveManifest, LifecycleError, NewRefreshToken, NewTenant, NewUser, PushOutcome,
-    export_tenant, import_archive, parse_plan, provision_tenant,
+    LifecycleError, NewRefreshToken, NewTenant, NewUser, PushOutcome, export_tenant,
+    import_archive, parse_plan, provision_tenant,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -165,10 +167,6 @@ async fn busy_tenant(h: &Harness, slug: &str) -> Tenant1 {
 
 fn read_table(dir: &Path, table: &str) -> Vec<u8> {
     std::fs::read(dir.join(format!("{table}.jsonl"))).unwrap()
-}
-
-fn manifest(dir: &Path) -> ArchiveManifest {
-    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
 #[tokio::test]
