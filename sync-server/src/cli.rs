@@ -38,6 +38,9 @@ pub enum Command {
     /// Crews of a tenant.
     #[command(subcommand)]
     Crew(CrewCommand),
+    /// Operator views across tenants.
+    #[command(subcommand)]
+    System(crate::system_cli::SystemCommand),
 }
 
 /// `db init` reads the roles' passwords from these variables when set (a deployment's Secret), so

@@ -17,3 +17,4 @@ pub mod provisioning;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod system_cli;

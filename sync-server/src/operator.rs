@@ -223,6 +223,7 @@ async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Val
             crate::lifecycle_cli::run_user(UserCommand::List { tenant, control }).await
         }
         Command::Crew(crew) => crate::lifecycle_cli::run_crew(crew).await,
+        Command::System(command) => crate::system_cli::run(command).await,
         Command::Device(DeviceCommand::Revoke {
             tenant,
             device,

@@ -23,6 +23,7 @@ pub mod pool;
 pub mod quotas;
 mod rows;
 pub mod sync;
+pub mod system_health;
 pub mod tenant_tables;
 pub mod tx;
 
@@ -47,4 +48,5 @@ pub use pool::{
     AppPool, ControlPool, PoolSettings, PoolStats, check_app_role, migrations_current,
 };
 pub use sync::{Cursor, PullScope, PushContext, PushOutcome};
+pub use system_health::{SystemHealth, TenantHealth, system_health};
 pub use tx::{ControlTx, TenantTx};

@@ -18,6 +18,9 @@ const VOLATILE_DEFAULTS_ALLOWED: &[(&str, &str, &str)] = &[(
     "pg_current_xact_id() of the writing transaction: the pull cursor's order; see docs/scaling-citus.md \"The pull feed on Citus\"",
 )];
 
+/// name, from table, to table, columns, referenced columns.
+type ForeignKeyRow = (String, String, String, Vec<String>, Vec<String>);
+
 /// Tables with a tenant_id column (distributed) and those without (reference), `_sqlx_migrations` aside.
 async fn classify(pool: &PgPool) -> (BTreeSet<String>, BTreeSet<String>) {
     let rows: Vec<(String, bool)> = sqlx::query_as(
@@ -114,7 +117,7 @@ async fn the_schema_distributes_by_tenant_id_under_citus_rules() {
 
     // 3. Foreign keys: distributed → distributed only through tenant_id on both sides, in the same
     //    position; distributed → reference is fine; reference → distributed is impossible.
-    let fks: Vec<(String, String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
+    let fks: Vec<ForeignKeyRow> = sqlx::query_as(
         "SELECT c.conname::text, src.relname::text, dst.relname::text,
                 ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
                         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
