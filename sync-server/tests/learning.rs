@@ -287,16 +287,54 @@ async fn experiment_outcomes_training_scores_and_health() {
         h.count(h.a.id, "data_quality_metrics").await,
         before + readings.len() as i64
     );
-    // The tenant's own thresholds (tenant_settings) replace the defaults: 0.6 is fine up to 0.7.
-    let mut tx = h.app.begin_tenant(h.a.id).await.expect("tx");
-    tx.set_health_threshold_overrides(&json!({ "uplift_mean_high": 0.7 }), Timestamp::now())
-        .await
-        .expect("thresholds");
-    tx.commit().await.expect("commit");
+    // The tenant's own thresholds replace the defaults: 0.6 is fine up to 0.7. Only an admin sets them;
+    // bad ones are refused and change nothing.
+    const THRESHOLDS: &str = "/v1/admin/health/thresholds";
+    for (case, body) in [
+        ("unknown name", json!({ "uplift_mean_hi": 0.7 })),
+        ("not a number", json!({ "uplift_mean_high": "high" })),
+        ("share above 1", json!({ "min_recent_volume_share": 1.5 })),
+        (
+            "crossed bounds",
+            json!({ "uplift_mean_low": 0.8, "uplift_mean_high": 0.7 }),
+        ),
+        ("not an object", json!([0.7])),
+    ] {
+        let got = h.put(THRESHOLDS, Some(admin.access()), &body).await;
+        assert_error(case, &got, 422, ErrorCode::ValidationFailed);
+    }
+    let got = h
+        .put(
+            THRESHOLDS,
+            Some(viewer.access()),
+            &json!({ "uplift_mean_high": 0.7 }),
+        )
+        .await;
+    assert_error("viewer sets thresholds", &got, 403, ErrorCode::Forbidden);
+    assert_eq!(h.count(h.a.id, "tenant_settings").await, 0);
+    let got = h
+        .put(
+            THRESHOLDS,
+            Some(admin.access()),
+            &json!({ "uplift_mean_high": 0.7 }),
+        )
+        .await;
+    assert_ok("admin sets thresholds", &got);
+    let got = h.get(THRESHOLDS, Some(viewer.access())).await;
+    assert_ok("viewer reads thresholds", &got);
+    assert_eq!(got.1["thresholds"]["uplift_mean_high"], json!(0.7));
+    assert_eq!(got.1["overrides"], json!({ "uplift_mean_high": 0.7 }));
+    assert_eq!(got.1["defaults"]["uplift_mean_high"], json!(0.3));
+    let stored = h.count(h.a.id, "data_quality_metrics").await;
     let got = h
         .get(&path(storm.storm_id, "health"), Some(viewer.access()))
         .await;
     assert_ok("health with tenant thresholds", &got);
+    assert_eq!(
+        h.count(h.a.id, "data_quality_metrics").await,
+        stored,
+        "a viewer's read stores nothing"
+    );
     assert_eq!(got.1["thresholds"]["uplift_mean_high"], json!(0.7));
     let mean = got.1["readings"]
         .as_array()
@@ -308,6 +346,52 @@ async fn experiment_outcomes_training_scores_and_health() {
         .expect("uplift mean reading");
     assert_eq!(mean["status"], json!("ok"), "{mean}");
     assert_eq!(h.count(h.b.id, "tenant_settings").await, 0);
+
+    // The operator CLI shows and changes the same thresholds and runs the same checks (and stores them).
+    let (ok, got) = h.operator_cli(&["health", "thresholds", "--tenant", &h.a.slug]);
+    assert!(ok, "{got}");
+    assert_eq!(got["thresholds"]["uplift_mean_high"], json!(0.7));
+    let (ok, got) = h.operator_cli(&[
+        "health",
+        "thresholds",
+        "--tenant",
+        &h.a.slug,
+        "--set",
+        "uplift_mean_hi=0.5",
+    ]);
+    assert!(!ok, "an unknown threshold is refused");
+    assert_eq!(got["error"]["code"], json!("validation_failed"), "{got}");
+    let (ok, got) = h.operator_cli(&["health", "thresholds", "--tenant", &h.a.slug, "--reset"]);
+    assert!(ok, "{got}");
+    assert_eq!(got["thresholds"]["uplift_mean_high"], json!(0.3));
+    let stored = h.count(h.a.id, "data_quality_metrics").await;
+    let storm_text = storm.storm_id.to_string();
+    let (ok, got) = h.operator_cli(&[
+        "health",
+        "run",
+        "--tenant",
+        &h.a.slug,
+        "--storm",
+        &storm_text,
+    ]);
+    assert!(ok, "{got}");
+    let cli_mean = got["readings"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find(|r| r["check"] == json!("uplift_mean"))
+                .cloned()
+        })
+        .expect("uplift mean reading from the CLI");
+    assert_eq!(
+        cli_mean["status"],
+        json!("alert"),
+        "defaults are back: 0.6 is too high"
+    );
+    assert!(h.count(h.a.id, "data_quality_metrics").await > stored);
+    let (ok, got) = h.operator_cli(&["health", "run", "--tenant", &h.a.slug, "--storm", "nope"]);
+    assert!(!ok);
+    assert_eq!(got["error"]["code"], json!("validation_failed"), "{got}");
 
     // The background trainer's round: nothing new since the model, nothing trained; after new
     // outcomes at its threshold, exactly this storm is retrained (the harness's storms have no experiment).

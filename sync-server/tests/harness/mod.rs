@@ -258,6 +258,44 @@ impl Harness {
         read(request.send().await.expect("the server answers")).await
     }
 
+    /// Runs the operator CLI (`stormops-server --json …`) against this harness's database; returns
+    /// whether it succeeded and its JSON answer (the last line of stdout, or of stderr on failure).
+    pub fn operator_cli(&self, args: &[&str]) -> (bool, Value) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_stormops-server"))
+            .arg("--json")
+            .args(args)
+            .env("STORMOPS_CONTROL_DATABASE_URL", &self.init.control_url)
+            .env("STORMOPS_DATABASE_URL", &self.init.app_url)
+            .output()
+            .expect("the binary runs");
+        let text = if output.status.success() {
+            output.stdout
+        } else {
+            output.stderr
+        };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let value = serde_json::from_str(last).unwrap_or_else(|_| json!({ "raw": text }));
+        (output.status.success(), value)
+    }
+
+    /// PUT a JSON body with the current protocol header; returns the status and the parsed body.
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .put(self.url(path))
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("the server answers")).await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut request = self
             .http
