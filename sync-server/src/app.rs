@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use sync_protocol::{ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_HEADER, PROTOCOL_VERSION};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
@@ -58,6 +58,27 @@ pub fn router(state: AppState) -> Router {
             get(routes::admin::health),
         )
         .route("/v1/admin/models", get(routes::admin::models))
+        .route("/v1/admin/usage", get(routes::usage::usage))
+        .route(
+            "/v1/admin/storms",
+            get(routes::office::list_storms).post(routes::office::create_storm),
+        )
+        .route(
+            "/v1/admin/storms/{storm_id}",
+            patch(routes::office::update_storm),
+        )
+        .route(
+            "/v1/admin/storms/{storm_id}/territories",
+            get(routes::office::list_territories).post(routes::office::create_territory),
+        )
+        .route(
+            "/v1/admin/storms/{storm_id}/properties/import",
+            post(routes::office::import_properties),
+        )
+        .route(
+            "/v1/admin/storms/{storm_id}/policy",
+            get(routes::office::get_policy).put(routes::office::set_policy),
+        )
         .route("/v1/admin/audit", get(routes::audit::query))
         .route("/v1/admin/audit/export", get(routes::audit::export))
         .route(
@@ -74,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(sync)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::enforce,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,

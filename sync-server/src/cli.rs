@@ -38,6 +38,9 @@ pub enum Command {
     /// Crews of a tenant.
     #[command(subcommand)]
     Crew(CrewCommand),
+    /// Plans: limits and prices.
+    #[command(subcommand)]
+    Plan(crate::plan_commands::PlanCommand),
     /// Operator views across tenants.
     #[command(subcommand)]
     System(crate::system_cli::SystemCommand),
@@ -93,6 +96,12 @@ pub struct ServeArgs {
     /// New outcomes a storm needs before the background trainer retrains it.
     #[arg(long, env = "STORMOPS_TRAIN_MIN_NEW_OUTCOMES", default_value_t = crate::learning::DEFAULT_TRAIN_MIN_NEW_OUTCOMES)]
     pub train_min_new_outcomes: u64,
+    /// Enforce per-tenant rate limits by plan (429 with Retry-After): `--rate-limits false` turns them off.
+    #[arg(long, env = "STORMOPS_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
+    /// Seconds between metering rounds (request counts, storage samples, hourly rollups); 0 disables.
+    #[arg(long, env = "STORMOPS_USAGE_INTERVAL_SECS", default_value_t = crate::usage_task::DEFAULT_USAGE_INTERVAL_SECS)]
+    pub usage_interval_secs: u64,
 }
 
 /// Where operator commands connect: the control-plane role.
@@ -104,6 +113,12 @@ pub struct ControlArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
+    /// Move a tenant to another plan: `tenant set-plan <slug> <plan>`.
+    SetPlan(crate::plan_commands::SetPlanArgs),
+    /// Usage per tenant over the last N days, this month's limits, warnings and invoice estimate.
+    Usage(crate::plan_commands::UsageArgs),
+    /// A tenant's invoice lines for a month, priced from its plan (text, --json or --csv).
+    Invoice(crate::plan_commands::InvoiceArgs),
     /// Provision a tenant with its first admin (password from STORMOPS_ADMIN_PASSWORD, else a prompt).
     Create {
         #[arg(long)]

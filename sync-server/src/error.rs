@@ -86,6 +86,9 @@ pub struct ErrorMarker(pub ErrorCode);
 
 impl From<server_store::StoreError> for ApiError {
     fn from(err: server_store::StoreError) -> Self {
+        if let server_store::StoreError::QuotaExceeded(refusal) = &err {
+            return crate::limits::quota_refused(refusal);
+        }
         let code = err.error_code();
         match code {
             ErrorCode::Internal => Self::internal("store failure", &err),

@@ -172,6 +172,14 @@ pub async fn train_tenant_storm(
     tx.register_model(&fitted.model, now).await?;
     tx.record_training_snapshot(fitted.model.id, storm, &snapshot)
         .await?;
+    // Metered under the model's id, so a model run counts once.
+    tx.record_usage(&[server_store::metering::UsageEvent {
+        id: fitted.model.id.0,
+        kind: server_store::metering::UsageKind::ModelRuns,
+        units: 1,
+        occurred_at: now,
+    }])
+    .await?;
     tx.commit().await?;
     Ok(ModelSummary {
         storm_id: storm,

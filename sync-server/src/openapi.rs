@@ -31,6 +31,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/admin/models"),
     ("get", "/v1/admin/health/thresholds"),
     ("put", "/v1/admin/health/thresholds"),
+    ("get", "/v1/admin/usage"),
+    ("get", "/v1/admin/storms"),
+    ("post", "/v1/admin/storms"),
+    ("patch", "/v1/admin/storms/{storm_id}"),
+    ("get", "/v1/admin/storms/{storm_id}/territories"),
+    ("post", "/v1/admin/storms/{storm_id}/territories"),
+    ("post", "/v1/admin/storms/{storm_id}/properties/import"),
+    ("get", "/v1/admin/storms/{storm_id}/policy"),
+    ("put", "/v1/admin/storms/{storm_id}/policy"),
 ];
 
 fn error_responses(codes: &[u16]) -> Value {
@@ -156,6 +165,8 @@ pub fn document() -> Value {
     for extra in [
         crate::routes::audit::openapi_paths(),
         crate::routes::directory::openapi_paths(),
+        crate::routes::office::openapi_paths(),
+        crate::routes::usage::openapi_paths(),
     ] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), extra) {
             paths.extend(more);

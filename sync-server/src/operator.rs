@@ -218,6 +218,16 @@ async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Val
                 json!({ "user_id": user_id, "text": format!("user {email} added to {tenant} as {role}: id {user_id}") }),
             ))
         }
+        Command::Tenant(TenantCommand::SetPlan(args)) => {
+            crate::plan_commands::run_set_plan(args).await.map(Some)
+        }
+        Command::Tenant(TenantCommand::Usage(args)) => {
+            crate::plan_commands::run_usage(args).await.map(Some)
+        }
+        Command::Tenant(TenantCommand::Invoice(args)) => {
+            crate::plan_commands::run_invoice(args).await.map(Some)
+        }
+        Command::Plan(plan) => crate::plan_commands::run_plan(plan).await.map(Some),
         Command::Tenant(lifecycle) => crate::lifecycle_cli::run_tenant(lifecycle).await,
         Command::User(UserCommand::List { tenant, control }) => {
             crate::lifecycle_cli::run_user(UserCommand::List { tenant, control }).await
@@ -250,6 +260,8 @@ async fn serve(args: ServeArgs) -> Result<(), CommandError> {
         settings: ServerSettings {
             train_interval_secs: args.train_interval_secs,
             train_min_new_outcomes: args.train_min_new_outcomes,
+            rate_limits: args.rate_limits,
+            usage_interval_secs: args.usage_interval_secs,
             ..ServerSettings::default()
         },
     };

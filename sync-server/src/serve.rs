@@ -92,6 +92,7 @@ pub async fn build_state(config: &ServerConfig) -> anyhow::Result<AppState> {
         tokens: Arc::new(token_key_from_env()?),
         metrics: Arc::new(Metrics::default()),
         settings: Arc::new(config.settings.clone()),
+        limiter: Arc::default(),
     })
 }
 
@@ -107,6 +108,11 @@ pub struct RunningServer {
         tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// Stops the metering task (None when it is disabled).
+    usage: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl RunningServer {
@@ -117,6 +123,10 @@ impl RunningServer {
         }
         let _ = self.task.await;
         if let Some((stop, task)) = self.trainer.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        if let Some((stop, task)) = self.usage.take() {
             let _ = stop.send(true);
             let _ = task.await;
         }
@@ -149,12 +159,22 @@ pub async fn start(config: &ServerConfig, bind: &str) -> anyhow::Result<RunningS
         ));
         (stop, task)
     });
+    let usage = (state.settings.usage_interval_secs > 0).then(|| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(crate::usage_task::run_usage_task(
+            state.clone(),
+            std::time::Duration::from_secs(state.settings.usage_interval_secs),
+            stopped,
+        ));
+        (stop, task)
+    });
     Ok(RunningServer {
         addr,
         state,
         shutdown: Some(tx),
         task,
         trainer,
+        usage,
     })
 }
 

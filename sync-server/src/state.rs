@@ -17,6 +17,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKey>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<ServerSettings>,
+    /// This instance's side of the per-tenant rate limiter and request counter.
+    pub limiter: Arc<crate::rate_limit::RateLimiter>,
 }
 
 /// Tunables with production defaults; tests shorten them.
@@ -29,6 +31,12 @@ pub struct ServerSettings {
     pub train_interval_secs: u64,
     /// New outcomes a storm needs before the background trainer retrains it.
     pub train_min_new_outcomes: u64,
+    /// Per-tenant rate limits by plan. `stormops-server serve` turns them on (STORMOPS_RATE_LIMITS,
+    /// default on); in-process servers built by tests and benchmarks opt in, so suites that hammer one
+    /// tenant on purpose are not throttled. Quotas (users, devices, events, storage) always apply.
+    pub rate_limits: bool,
+    /// Seconds between metering rounds (request flush, storage sample, hourly rollup); 0 disables them.
+    pub usage_interval_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -39,6 +47,8 @@ impl Default for ServerSettings {
             max_clock_skew_ms: sync_protocol::MAX_CLOCK_SKEW_MS,
             train_interval_secs: crate::learning::DEFAULT_TRAIN_INTERVAL_SECS,
             train_min_new_outcomes: crate::learning::DEFAULT_TRAIN_MIN_NEW_OUTCOMES,
+            rate_limits: false,
+            usage_interval_secs: crate::usage_task::DEFAULT_USAGE_INTERVAL_SECS,
         }
     }
 }

@@ -5,4 +5,6 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod health;
+pub mod office;
 pub mod sync;
+pub mod usage;

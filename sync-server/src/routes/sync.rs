@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use domain::{Hlc, PropertyId, Role, Timestamp};
 use server_store::{PullScope, PushContext, PushOutcome};
 use sync_protocol::{
@@ -86,11 +87,13 @@ pub async fn push(
     identity: Identity,
     headers: HeaderMap,
     ApiJson(request): ApiJson<PushRequest>,
-) -> Result<Json<PushResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     identity.require_role(WRITERS, "push changes")?;
     let now = now_ms();
     check_batch(&identity, &request, now, state.settings.max_clock_skew_ms)?;
     let mut tx = identity.begin(&state).await?;
+    // Storage at its hard limit refuses the batch before any work; over the soft limit it is a warning.
+    let storage_warning = tx.check_storage().await?;
     let ctx = PushContext {
         user_id: identity.0.user_id,
         device_id: identity.0.device_id,
@@ -121,13 +124,31 @@ pub async fn push(
                 &headers,
             )
             .await?;
+            // Metered last: the month's counter row stays locked only until the commit just below. A
+            // replayed batch has no accepted change and meters nothing.
+            let first_accepted = receipts
+                .iter()
+                .find(|r| r.status == ReceiptStatus::Accepted)
+                .map(|r| r.change_id.0);
+            let meter = match first_accepted {
+                Some(id) => Some(
+                    tx.meter_synced_events(id, accepted as i64, Timestamp(now))
+                        .await?,
+                ),
+                None => None,
+            };
             tx.commit().await?;
             Metrics::add(&state.metrics.changes_accepted, accepted as u64);
             Metrics::add(&state.metrics.changes_duplicate, duplicates as u64);
-            Ok(Json(PushResponse {
+            let warnings: Vec<_> = storage_warning
+                .into_iter()
+                .chain(meter.and_then(|m| m.warning))
+                .collect();
+            let body = Json(PushResponse {
                 receipts,
                 server_hlc: server_clock(&request, now),
-            }))
+            });
+            Ok((crate::limits::warning_headers(&warnings), body).into_response())
         }
         PushOutcome::Refused(refused) => {
             tx.rollback().await?;

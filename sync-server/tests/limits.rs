@@ -1,0 +1,379 @@
+//! Plans, rate limits and quotas across TWO server instances sharing one database: the per-tenant rate
+//! limit and the quotas hold across both (the counters live in PostgreSQL), refusals carry a stable code,
+//! `Retry-After`, the limit and the plan that lifts it; soft limits warn in a response header; a refused
+//! batch writes nothing; requests are metered by each instance's usage task; the usage route reports it.
+
+mod harness;
+
+use std::time::Duration;
+
+use domain::{DeviceId, PlanTier, Role};
+use harness::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server_store::plans::PlanField;
+use sync_protocol::{ErrorCode, LoginRequest, PROTOCOL_HEADER, PROTOCOL_VERSION};
+use sync_server::serve::RunningServer;
+use sync_server::state::ServerSettings;
+
+/// An instance with rate limits on and no background metering (rounds are run by the test).
+async fn limited_instance(h: &Harness) -> RunningServer {
+    h.start_another(ServerSettings {
+        rate_limits: true,
+        usage_interval_secs: 0,
+        train_interval_secs: 0,
+        ..ServerSettings::default()
+    })
+    .await
+}
+
+fn base(server: &RunningServer) -> String {
+    format!("http://{}", server.addr)
+}
+
+/// Signs `role` of `tenant` in on the instance at `base` with a new device (each instance has its own
+/// token key, so a session belongs to the instance that issued it).
+async fn login_at(base: &str, tenant: &TenantFixture, role: Role) -> Result<Session, (u16, Value)> {
+    let client = sync_client::SyncClient::new(base).expect("client");
+    let device = DeviceId::generate();
+    let user = tenant.users.iter().find(|u| u.0 == role).expect("user").1;
+    match client
+        .login(&LoginRequest {
+            tenant_slug: tenant.slug.clone(),
+            email: tenant.email(role).to_owned(),
+            password: PASSWORD.to_owned(),
+            device_id: device,
+            device_name: "limits laptop".into(),
+        })
+        .await
+    {
+        Ok(tokens) => Ok(Session {
+            tokens,
+            role,
+            user,
+            device,
+            tenant: tenant.id,
+        }),
+        Err(sync_client::ClientError::Server { status, body }) => {
+            Err((status, serde_json::to_value(body).unwrap_or_default()))
+        }
+        Err(e) => panic!("login failed unexpectedly: {e}"),
+    }
+}
+
+async fn set_plan(h: &Harness, tier: PlanTier, changes: &[(PlanField, i64)]) {
+    let mut tx = h.control.begin().await.expect("control tx");
+    tx.update_plan(tier, changes, domain::Timestamp::now())
+        .await
+        .expect("plan update");
+    tx.commit().await.expect("commit");
+}
+
+async fn get(
+    h: &Harness,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let response = h
+        .http
+        .get(format!("{base}{path}"))
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the server answers");
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (status, body) = read(response).await;
+    (status, retry, body)
+}
+
+/// Pushes through the instance at `base`; returns status, the quota-warning headers and the body.
+async fn push_at(
+    h: &Harness,
+    base: &str,
+    session: &Session,
+    changes: &[sync_protocol::Change],
+) -> (StatusCode, Vec<String>, Value) {
+    let response = h
+        .http
+        .post(format!("{base}/v1/sync/push"))
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .bearer_auth(session.access())
+        .json(&json!({ "changes": changes }))
+        .send()
+        .await
+        .expect("the server answers");
+    let warnings = response
+        .headers()
+        .get_all("stormops-quota-warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let (status, body) = read(response).await;
+    (status, warnings, body)
+}
+
+/// Waits (if needed) until the current minute has at least 20 s left, so the burst below stays inside
+/// one rate window and the expected count is exact.
+async fn start_of_a_fresh_window() {
+    let in_minute = domain::Timestamp::now().0.rem_euclid(60_000);
+    if in_minute > 40_000 {
+        tokio::time::sleep(Duration::from_millis((60_000 - in_minute + 200) as u64)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_across_two_instances_and_names_the_plan_that_lifts_it() {
+    let h = Harness::start().await;
+    set_plan(
+        &h,
+        PlanTier::Standard,
+        &[(PlanField::RequestsPerMinute, 20)],
+    )
+    .await;
+    let one = limited_instance(&h).await;
+    let two = limited_instance(&h).await;
+    let (base_one, base_two) = (base(&one), base(&two));
+    let a_one = login_at(&base_one, &h.a, Role::Admin).await.expect("login");
+    let a_two = login_at(&base_two, &h.a, Role::FieldUser)
+        .await
+        .expect("login");
+    let b_two = login_at(&base_two, &h.b, Role::Admin).await.expect("login");
+
+    start_of_a_fresh_window().await;
+    let mut ok = [0u32; 2];
+    let mut limited = [0u32; 2];
+    let mut refusal = None;
+    for i in 0..40 {
+        let (base, session, n) = if i % 2 == 0 {
+            (&base_one, &a_one, 0)
+        } else {
+            (&base_two, &a_two, 1)
+        };
+        let (status, retry_after, body) = get(&h, base, "/v1/me", session.access()).await;
+        match status {
+            StatusCode::OK => ok[n] += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited[n] += 1;
+                refusal = Some((retry_after, body));
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        ok[0] + ok[1],
+        20,
+        "exactly the plan's 20 requests of the minute, across both instances: {ok:?} {limited:?}"
+    );
+    assert!(ok[0] > 0 && ok[1] > 0, "both instances served: {ok:?}");
+    assert!(
+        limited[0] > 0 && limited[1] > 0,
+        "both instances refused: {limited:?}"
+    );
+    let (retry_after, body) = refusal.expect("a refusal");
+    assert_eq!(body["code"], ErrorCode::RateLimited.as_str(), "{body}");
+    let retry: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=120).contains(&retry), "{retry}");
+    assert_eq!(body["details"]["limit"], "requests_per_minute");
+    assert_eq!(body["details"]["plan"], "standard");
+    assert_eq!(body["details"]["lifted_by"], "enterprise");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("20 API requests per minute")
+            && message.contains("enterprise plan lifts it"),
+        "{message}"
+    );
+    // Another tenant on the same instances is not affected.
+    let (status, _, body) = get(&h, &base_two, "/v1/me", b_two.access()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The shared counter: what PostgreSQL granted tenant A this minute is the plan's limit.
+    let granted: i64 = {
+        let mut tx = h.app.begin_tenant(h.a.id).await.expect("tx");
+        let n = sqlx::query_scalar("SELECT coalesce(max(granted), 0)::bigint FROM rate_windows")
+            .fetch_one(tx.connection())
+            .await
+            .expect("granted");
+        tx.commit().await.expect("commit");
+        n
+    };
+    assert_eq!(granted, 20);
+
+    // Every authenticated request was counted by the instance that saw it; the usage task flushes the
+    // counts as idempotent usage events.
+    let flushed_one = sync_server::usage_task::flush_requests(&one.state)
+        .await
+        .expect("flush");
+    let flushed_two = sync_server::usage_task::flush_requests(&two.state)
+        .await
+        .expect("flush");
+    assert_eq!(
+        flushed_one + flushed_two,
+        41,
+        "40 of tenant A and 1 of tenant B"
+    );
+    let requests: i64 = {
+        let mut tx = h.app.begin_tenant(h.a.id).await.expect("tx");
+        let n = sqlx::query_scalar(
+            "SELECT coalesce(sum(units), 0)::bigint FROM usage_events WHERE kind = 'requests'",
+        )
+        .fetch_one(tx.connection())
+        .await
+        .expect("requests");
+        tx.commit().await.expect("commit");
+        n
+    };
+    assert_eq!(requests, 40);
+    one.stop().await;
+    two.stop().await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_hold_across_two_instances_soft_limits_warn_and_hard_limits_refuse() {
+    let h = Harness::start().await;
+    set_plan(
+        &h,
+        PlanTier::Standard,
+        &[
+            (PlanField::MonthlyEvents, 3),
+            (PlanField::MonthlyEventsHard, 6),
+        ],
+    )
+    .await;
+    let one = limited_instance(&h).await;
+    let two = limited_instance(&h).await;
+    let (base_one, base_two) = (base(&one), base(&two));
+    let field_one = login_at(&base_one, &h.a, Role::FieldUser)
+        .await
+        .expect("login");
+    let field_two = login_at(&base_two, &h.a, Role::FieldUser)
+        .await
+        .expect("login");
+    let a = &h.a;
+
+    // 2 of 3 included: no warning.
+    let first: Vec<_> = (0..2)
+        .map(|i| touch_change(&field_one, a, i, "q1"))
+        .collect();
+    let (status, warnings, body) = push_at(&h, &base_one, &field_one, &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // 4 of 3 on the other instance: accepted with a warning naming the limit and the plan.
+    let second: Vec<_> = (0..2)
+        .map(|i| touch_change(&field_two, a, i, "q2"))
+        .collect();
+    let (status, warnings, body) = push_at(&h, &base_two, &field_two, &second).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("synced_events_per_month 4 of 3 included in the standard plan")
+            && warnings[0].contains("enterprise plan lifts it"),
+        "{}",
+        warnings[0]
+    );
+    // Starts below the hard limit (4 < 6): accepted, ends at 7.
+    let third: Vec<_> = (0..3)
+        .map(|i| touch_change(&field_one, a, i, "q3"))
+        .collect();
+    let (status, warnings, body) = push_at(&h, &base_one, &field_one, &third).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(warnings.len(), 1);
+    // Now at or above the hard limit on BOTH instances: refused, nothing written.
+    let before = h.counts(a.id).await;
+    for (base, session) in [(&base_two, &field_two), (&base_one, &field_one)] {
+        let refused = vec![touch_change(session, a, 0, "refused")];
+        let (status, _, body) = push_at(&h, base, session, &refused).await;
+        assert_error(
+            "push over the hard limit",
+            &(status, body.clone()),
+            429,
+            ErrorCode::QuotaExceeded,
+        );
+        assert_eq!(body["details"]["limit"], "synced_events_per_month");
+        assert_eq!(body["details"]["plan"], "standard");
+        assert_eq!(body["details"]["lifted_by"], "enterprise");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("enterprise plan lifts it"), "{message}");
+    }
+    assert_eq!(
+        h.counts(a.id).await,
+        before,
+        "a refused batch writes nothing"
+    );
+    // A replay of an accepted batch is not new usage: still acknowledged.
+    let (status, _, body) = push_at(&h, &base_one, &field_one, &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["receipts"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["status"] == "duplicate")),
+        "{body}"
+    );
+    // Tenant B has its own month.
+    let b_field = login_at(&base_two, &h.b, Role::FieldUser)
+        .await
+        .expect("login");
+    let b_change = vec![touch_change(&b_field, &h.b, 0, "b")];
+    let (status, _, body) = push_at(&h, &base_two, &b_field, &b_change).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Devices (hard): one more seat, taken on instance one; instance two refuses the next new device.
+    let devices = h.count(a.id, "devices").await;
+    set_plan(
+        &h,
+        PlanTier::Standard,
+        &[(PlanField::MaxDevices, devices + 1)],
+    )
+    .await;
+    login_at(&base_one, a, Role::Viewer)
+        .await
+        .expect("the last seat");
+    let (status, body) = login_at(&base_two, a, Role::Viewer)
+        .await
+        .expect_err("no seat left");
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], ErrorCode::QuotaExceeded.as_str());
+    assert_eq!(body["details"]["limit"], "devices");
+    assert_eq!(h.count(a.id, "devices").await, devices + 1);
+
+    // The office's usage screen: the limits, their status, and the recommendation.
+    let admin = login_at(&base_one, a, Role::Admin).await;
+    assert!(admin.is_err(), "no device seat left for the admin either");
+    let admin = a.session(Role::Admin);
+    let (status, body) = h.get("/v1/admin/usage", Some(admin.access())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["plan"]["name"], "standard");
+    let events = body["limits"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["limit"] == "synced_events_per_month"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (events["used"].as_i64(), events["status"].as_str()),
+        (Some(7), Some("at_hard"))
+    );
+    assert_eq!(body["recommendation"]["plan"], "enterprise", "{body}");
+    assert!(
+        body["warnings"].as_array().is_some_and(|w| !w.is_empty()),
+        "{body}"
+    );
+    // Field users and crew chiefs do not see the account's usage.
+    for role in [Role::FieldUser, Role::CrewChief] {
+        let got = h
+            .get("/v1/admin/usage", Some(a.session(role).access()))
+            .await;
+        assert_error("usage for a non-admin", &got, 403, ErrorCode::Forbidden);
+    }
+    let viewer = h
+        .get("/v1/admin/usage", Some(a.session(Role::Viewer).access()))
+        .await;
+    assert_ok("usage for a viewer", &viewer);
+    one.stop().await;
+    two.stop().await;
+    h.stop().await;
+}
