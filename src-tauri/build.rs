@@ -22,6 +22,8 @@ fn ensure_frontend_dist() {
 
 fn main() {
     println!("cargo:rerun-if-changed=src/command_names.rs");
+    // `generate_context!` embeds ui/dist when the crate compiles; a new UI build must recompile it.
+    println!("cargo:rerun-if-changed=../ui/dist");
     ensure_frontend_dist();
     let names = match std::fs::read_to_string("src/command_names.rs") {
         Ok(text) => text,

@@ -15,6 +15,10 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
 use tauri_plugin_notification::NotificationExt;
 
+/// Overrides where tenant files live (default: the OS app-data directory). The end-to-end test and the
+/// demo point the app at their own directory with it.
+pub const DATA_DIR_ENV: &str = "STORMOPS_DATA_DIR";
+
 /// The event carrying a `SyncStatus` whenever it changes.
 pub const SYNC_STATUS_EVENT: &str = "sync-status";
 const MAIN_WINDOW: &str = "main";
@@ -160,7 +164,10 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .setup(|app| {
-            let root = app.path().app_data_dir()?;
+            let root = match std::env::var_os(DATA_DIR_ENV) {
+                Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+                _ => app.path().app_data_dir()?,
+            };
             let data_dir = DataDir::new(root).map_err(|e| e.to_string())?;
             app.manage(App::new(data_dir, EngineConfig::default(), device_name()));
             forward_status(app.handle());

@@ -42,6 +42,7 @@ export function AppProvider({ backend, children }: { backend: Backend; children:
   const [revision, setRevision] = useState(0);
   const nextId = useRef(1);
   const lastRefused = useRef<number | null>(null);
+  const lastSuccess = useRef<number | null | undefined>(undefined);
 
   useEffect(() => {
     let off: (() => void) | null = null;
@@ -50,8 +51,13 @@ export function AppProvider({ backend, children }: { backend: Backend; children:
       .onSyncStatus((s) => {
         setStatus(s);
         setStatusAt(Date.now());
-        // A finished sync may have pulled new data or moved changes to the inbox.
-        if (s.phase === 'idle') setRevision((r) => r + 1);
+        // A finished sync may have pulled new data or moved changes to the inbox: reload then, and only
+        // then. An offline laptop reports every failed attempt; reloading on each would cancel the
+        // lists' queries before they answer.
+        const synced = s.phase === 'idle' && s.last_success_at_ms !== lastSuccess.current;
+        const refusedChanged = lastRefused.current !== null && s.refused !== lastRefused.current;
+        if (synced || refusedChanged) setRevision((r) => r + 1);
+        lastSuccess.current = s.last_success_at_ms;
         lastRefused.current = s.refused;
       })
       .then((u) => {

@@ -3,8 +3,10 @@
 //! command installs the system packages it needs (apt on Debian as root; otherwise it prints the command).
 
 mod demo;
+mod desktop;
 mod system;
 mod tidy;
+mod ui_bench;
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -35,7 +37,7 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
+        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
     );
 }
 
@@ -115,6 +117,9 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let mut tally = TestTally::default();
     run_counting(&mut test, &mut tally)?;
     ui_tests(&mut tally)?;
+    // The real desktop app under Xvfb through tauri-driver and WebKitWebDriver (ignored by plain
+    // `cargo test`: it needs the display and drivers installed here).
+    run_counting(&mut desktop::e2e_command()?, &mut tally)?;
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
@@ -205,6 +210,13 @@ fn ui_tests(tally: &mut TestTally) -> anyhow::Result<()> {
 }
 
 fn bench(args: &[String]) -> anyhow::Result<()> {
+    // `ui` runs in Chromium (ui_bench.rs); every other suite is stormops-bench's. No suite means all.
+    let all = args.is_empty() || args.iter().any(|a| a == "all");
+    let with_ui = all || args.iter().any(|a| a == "ui");
+    let args: Vec<String> = args.iter().filter(|a| *a != "ui").cloned().collect();
+    if with_ui && !all && args.is_empty() {
+        return ui_bench::run();
+    }
     system::ensure_test_packages()?;
     let mut cmd = cargo();
     cmd.args([
@@ -221,7 +233,11 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     for (key, value) in system::test_environment()? {
         cmd.env(key, value);
     }
-    run(&mut cmd)
+    run(&mut cmd)?;
+    if with_ui {
+        ui_bench::run()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

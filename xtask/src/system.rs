@@ -105,6 +105,51 @@ const UI_REQUIREMENTS: &[Requirement] = &[
     },
 ];
 
+const DESKTOP_REQUIREMENTS: &[Requirement] = &[
+    // The real desktop app runs on a virtual display in tests (xvfb-run needs xauth).
+    Requirement {
+        package: "xvfb",
+        present: || has_command("xvfb-run") && has_command("Xvfb"),
+    },
+    Requirement {
+        package: "xauth",
+        present: || has_command("xauth"),
+    },
+    // tauri-driver hands WebDriver sessions to WebKitGTK's own driver.
+    Requirement {
+        package: "webkit2gtk-driver",
+        present: || has_command("WebKitWebDriver"),
+    },
+];
+
+/// Installs what the desktop app's end-to-end test needs: Xvfb, xauth, WebKitWebDriver (apt) and
+/// tauri-driver (`cargo install`, once: it stays in ~/.cargo/bin). Returns tauri-driver's path.
+pub fn ensure_desktop_packages() -> anyhow::Result<std::path::PathBuf> {
+    ensure(DESKTOP_REQUIREMENTS)?;
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let driver = cargo_home.join("bin/tauri-driver");
+    if driver.is_file() {
+        return Ok(driver);
+    }
+    crate::run(Command::new(crate::cargo_program()).args([
+        "install",
+        "tauri-driver",
+        "--version",
+        "^2",
+        "--locked",
+    ]))
+    .context("installing tauri-driver")?;
+    anyhow::ensure!(
+        driver.is_file(),
+        "cargo install tauri-driver finished but {} is missing",
+        driver.display()
+    );
+    Ok(driver)
+}
+
 /// Installs what `cargo xtask test` needs.
 pub fn ensure_test_packages() -> anyhow::Result<()> {
     ensure(TEST_REQUIREMENTS)
@@ -152,7 +197,10 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     }
     eprintln!("installing system packages: {}", packages.join(" "));
     let apt = |args: &[&str]| -> anyhow::Result<bool> {
+        // Another apt (a parallel xtask, unattended upgrades) may hold the lock: wait for it rather
+        // than fail.
         let status = Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=900"])
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()

@@ -22,7 +22,7 @@ use local_store::{
 };
 use serde::{Deserialize, Serialize};
 use sync_client::SyncClient;
-use sync_protocol::Entity;
+use sync_protocol::{Entity, ErrorCode};
 use tokio::sync::watch;
 use ts_rs::TS;
 use zeroize::Zeroizing;
@@ -58,17 +58,6 @@ impl CommandError {
     fn forbidden(role: Option<Role>, action: &str) -> Self {
         let who = role.map_or("a laptop that has not signed in", Role::as_str);
         Self::new("session.forbidden", format!("{who} cannot {action}"))
-    }
-
-    /// An office view that the server computes; the app has no server query for it yet, and it shows
-    /// this rather than made-up numbers.
-    fn needs_server(what: &str) -> Self {
-        Self::new(
-            "app.needs_server",
-            format!(
-                "{what} comes from the server, and this version of the app cannot fetch it yet"
-            ),
-        )
     }
 }
 
@@ -1054,30 +1043,252 @@ impl App {
         Ok(report)
     }
 
-    pub async fn experiment_summary(&self, _storm_id: StormId) -> AppResult<serde_json::Value> {
-        self.ctx()?.require(OFFICE_READERS, "see experiments")?;
-        Err(CommandError::needs_server("The experiment summary"))
+    /// Runs an authorised call against the server this file is signed in to (the office's
+    /// server-computed views). A file that never signed in has no server to ask.
+    async fn on_server<T, F, Fut>(ctx: &Ctx, call: F) -> AppResult<T>
+    where
+        F: Fn(SyncClient, Zeroizing<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, sync_client::ClientError>>,
+    {
+        match &ctx.store {
+            StoreHandle::Engine(engine) => Ok(engine.authorized(call).await?),
+            StoreHandle::Local(_) => Err(CommandError::new(
+                "sync.needs_sign_in",
+                "sign in to the server to see this",
+            )),
+        }
     }
 
+    /// The storm's experiment as the office screen shows it (`GET /v1/admin/storms/{id}/experiment`);
+    /// null when the storm has none yet.
+    pub async fn experiment_summary(&self, storm_id: StormId) -> AppResult<serde_json::Value> {
+        let ctx = self.ctx()?;
+        ctx.require(OFFICE_READERS, "see experiments")?;
+        let answer = Self::on_server(&ctx, move |client, token| async move {
+            client.admin_experiment_summary(&token, storm_id).await
+        })
+        .await;
+        match answer {
+            Ok(summary) => Ok(server_views::experiment_summary(&summary)),
+            Err(e) if e.code == format!("server.{}", ErrorCode::NoExperiment) => {
+                Ok(serde_json::Value::Null)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the storm's experiment on the server (`POST /v1/admin/storms/{id}/experiment`).
     pub async fn experiment_create(
         &self,
-        _storm_id: StormId,
-        _treatment_share: f64,
+        storm_id: StormId,
+        treatment_share: f64,
     ) -> AppResult<serde_json::Value> {
-        self.ctx()?.require(&[Role::Admin], "set up experiments")?;
-        Err(CommandError::needs_server("Starting an experiment"))
+        let ctx = self.ctx()?;
+        ctx.require(&[Role::Admin], "set up experiments")?;
+        let answer = Self::on_server(&ctx, move |client, token| async move {
+            client
+                .admin_create_experiment(&token, storm_id, treatment_share)
+                .await
+        })
+        .await;
+        match answer {
+            Ok(created) => Ok(created["experiment"].clone()),
+            // Arms never change once made: say so in the words the office screen knows.
+            Err(e) if e.code == format!("server.{}", ErrorCode::Conflict) => Err(
+                CommandError::new("experiment.exists", "this storm already has an experiment"),
+            ),
+            Err(e) => Err(e),
+        }
     }
 
-    pub async fn uplift_distribution(&self, _storm_id: StormId) -> AppResult<serde_json::Value> {
-        self.ctx()?
-            .require(OFFICE_READERS, "see the uplift distribution")?;
-        Err(CommandError::needs_server("The uplift distribution"))
+    /// The storm's scores as this laptop has them (synced from the server) and the server's data-health
+    /// readings over them (`GET /v1/admin/storms/{id}/health`), with their runbooks.
+    pub async fn uplift_distribution(&self, storm_id: StormId) -> AppResult<serde_json::Value> {
+        let ctx = self.ctx()?;
+        ctx.require(OFFICE_READERS, "see the uplift distribution")?;
+        let health = Self::on_server(&ctx, move |client, token| async move {
+            client.admin_storm_health(&token, storm_id).await
+        })
+        .await?;
+        let scores = ctx
+            .store
+            .run(move |s| {
+                let query = local_store::PropertyQuery {
+                    storm_id: Some(storm_id),
+                    limit: u32::MAX,
+                    ..local_store::PropertyQuery::default()
+                };
+                Ok(s.ranked_properties(&query)?
+                    .into_iter()
+                    .filter_map(|r| r.uplift)
+                    .collect::<Vec<f64>>())
+            })
+            .await?;
+        Ok(serde_json::json!({
+            "scores": scores,
+            "readings": server_views::health_readings(&health),
+        }))
     }
 
+    /// Metered usage this period against the plan (`GET /v1/admin/usage`). A server without the
+    /// route answers 404, which the office sees as "this server does not report usage".
     pub async fn usage(&self) -> AppResult<serde_json::Value> {
-        self.ctx()?
-            .require(&[Role::Admin, Role::Viewer], "see usage")?;
-        Err(CommandError::needs_server("Usage"))
+        let ctx = self.ctx()?;
+        ctx.require(&[Role::Admin, Role::Viewer], "see usage")?;
+        let answer = Self::on_server(&ctx, |client, token| async move {
+            client.admin_usage(&token).await
+        })
+        .await;
+        match answer {
+            Ok(usage) => server_views::usage_report(&usage).ok_or_else(|| {
+                CommandError::new(
+                    "app.usage_unreadable",
+                    "the server's usage report is not in a shape this app can show",
+                )
+            }),
+            Err(e) if e.code == format!("server.{}", ErrorCode::NotFound) => {
+                Err(CommandError::new(
+                    "app.usage_unavailable",
+                    "this server does not report usage yet",
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The server's admin answers reshaped into the bridge's office views (`ui/src/lib/backend/types.ts`:
+/// ExperimentSummary, HealthReading, UsageReport). Pure functions over JSON, so they are unit-tested
+/// without a server.
+mod server_views {
+    use serde_json::{Value, json};
+
+    /// `{experiment, treatment, control, lift, model}` → `{storm_id, treatment_share, treated, control,
+    /// lift, model}`; arms count the rows with an outcome (the lift's denominators).
+    pub fn experiment_summary(v: &Value) -> Value {
+        let arm = |a: &Value| json!({ "rows": a["with_outcome"], "conversions": a["conversions"] });
+        let model = &v["model"];
+        json!({
+            "storm_id": v["experiment"]["storm_id"],
+            "treatment_share": v["experiment"]["treatment_share"],
+            "treated": arm(&v["treatment"]),
+            "control": arm(&v["control"]),
+            "lift": v["lift"],
+            "model": if model.is_object() {
+                json!({
+                    "version": model["version"],
+                    "learner": model["learner"],
+                    "trained_at": model["trained_at"],
+                    "qini": model["qini"],
+                    "auuc": model["auuc"],
+                    "uplift_at_30": model["uplift_at_30"],
+                })
+            } else {
+                Value::Null
+            },
+        })
+    }
+
+    /// The health route's stored readings as the screen's `HealthReading`s.
+    pub fn health_readings(v: &Value) -> Vec<Value> {
+        v["readings"]
+            .as_array()
+            .map(|readings| {
+                readings
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "check": r["check"],
+                            "value": r["value"],
+                            "expected_low": r["expected_low"],
+                            "expected_high": r["expected_high"],
+                            "status": r["status"],
+                            "runbook": r["runbook"],
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The usage route's answer as a `UsageReport`: a plan and its items (kind, used, soft and hard
+    /// limits); None when the answer lacks them.
+    pub fn usage_report(v: &Value) -> Option<Value> {
+        let plan = v["plan"].as_str()?;
+        let items = v["items"]
+            .as_array()?
+            .iter()
+            .map(|item| {
+                Some(json!({
+                    "kind": item["kind"].as_str()?,
+                    "used": item["used"].as_f64()?,
+                    "soft_limit": item["soft_limit"].as_f64()?,
+                    "hard_limit": item["hard_limit"].as_f64()?,
+                }))
+            })
+            .collect::<Option<Vec<Value>>>()?;
+        let period_start = v["period_start_ms"]
+            .as_i64()
+            .or_else(|| v["period_start"].as_i64())?;
+        Some(json!({
+            "plan": plan,
+            "period_start_ms": period_start,
+            "items": items,
+            "recommendation": v["recommendation"].as_str(),
+        }))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_server_experiment_becomes_the_office_summary() {
+            let server = json!({
+                "experiment": {"id": "e", "storm_id": "s", "treatment_share": 0.8, "seed": 1, "started_at": 5},
+                "treatment": {"assigned": 80, "with_outcome": 60, "conversions": 15, "conversion_rate": 0.25},
+                "control": {"assigned": 20, "with_outcome": 18, "conversions": 2, "conversion_rate": 0.11},
+                "lift": {"treated_rate": 0.25, "control_rate": 0.11, "lift": 0.14, "ci_low": 0.01, "ci_high": 0.3, "z": 2.1, "p_value": 0.03},
+                "model": {"id": "m", "version": "v7", "learner": "x_learner_gbt", "trained_at": 9, "training_rows": 70,
+                          "data_watermark": 3, "qini": 0.1, "auuc": 0.2, "uplift_at_30": 0.05},
+            });
+            let view = experiment_summary(&server);
+            assert_eq!(view["storm_id"], "s");
+            assert_eq!(view["treatment_share"], 0.8);
+            assert_eq!(view["treated"], json!({"rows": 60, "conversions": 15}));
+            assert_eq!(view["control"], json!({"rows": 18, "conversions": 2}));
+            assert_eq!(view["lift"]["ci_low"], 0.01);
+            assert_eq!(view["model"]["version"], "v7");
+            assert_eq!(view["model"].get("training_rows"), None);
+            let no_model =
+                experiment_summary(&json!({"experiment": {}, "lift": null, "model": null}));
+            assert_eq!(no_model["model"], Value::Null);
+            assert_eq!(no_model["lift"], Value::Null);
+        }
+
+        #[test]
+        fn readings_and_usage_keep_what_the_screens_show() {
+            let health = json!({"readings": [{"id": "q", "storm_id": "s", "check": "uplift_mean", "value": 0.2,
+                "expected_low": 0.1, "expected_high": 0.3, "status": "ok", "runbook": "retrain", "measured_at": 1}]});
+            let readings = health_readings(&health);
+            assert_eq!(readings.len(), 1);
+            assert_eq!(readings[0]["runbook"], "retrain");
+            assert_eq!(readings[0].get("id"), None);
+            assert!(health_readings(&json!({})).is_empty());
+
+            let usage = json!({"plan": "standard", "period_start_ms": 100, "recommendation": null,
+                "items": [{"kind": "events_synced", "used": 5, "soft_limit": 10, "hard_limit": 12}]});
+            let report = usage_report(&usage).expect("a report");
+            assert_eq!(report["items"][0]["kind"], "events_synced");
+            assert_eq!(report["recommendation"], Value::Null);
+            assert_eq!(usage_report(&json!({"plan": "standard"})), None);
+            assert_eq!(
+                usage_report(
+                    &json!({"plan": "x", "period_start_ms": 1, "items": [{"kind": "requests"}]})
+                ),
+                None
+            );
+        }
     }
 }
 
@@ -1427,7 +1638,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn roles_gate_writes_and_server_views_say_they_need_the_server() {
+    async fn roles_gate_writes_and_server_views_need_a_working_sign_in() {
         let viewer = fixture(Some(Role::Viewer)).await;
         assert_eq!(
             code(viewer.app.storm_create(new_storm()).await),
@@ -1450,11 +1661,12 @@ mod tests {
             ),
             "session.forbidden"
         );
+        // The office views ask the server; this file holds no refresh token, so it must sign in again.
         assert_eq!(
             code(viewer.app.experiment_summary(storm).await),
-            "app.needs_server"
+            "sync.needs_sign_in"
         );
-        assert_eq!(code(viewer.app.usage().await), "app.needs_server");
+        assert_eq!(code(viewer.app.usage().await), "sync.needs_sign_in");
         assert_eq!(
             code(viewer.app.experiment_create(storm, 0.5).await),
             "session.forbidden"

@@ -318,6 +318,24 @@ impl SyncEngine {
         Ok(token)
     }
 
+    /// Runs one authorised call outside sync (the office's server-computed views) with this laptop's
+    /// access token, and once more with a fresh token when the server rejects the cached one. Errors
+    /// are classified as sync errors (offline, needs sign-in, `server.<code>`).
+    pub async fn authorized<T, F, Fut>(&self, call: F) -> Result<T, SyncError>
+    where
+        F: Fn(SyncClient, Zeroizing<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let token = self.access_token(false).await?;
+        match call(self.client.clone(), token).await {
+            Err(e) if access_token_rejected(&e) => {
+                let token = self.access_token(true).await?;
+                call(self.client.clone(), token).await.map_err(classify)
+            }
+            other => other.map_err(classify),
+        }
+    }
+
     /// Closes the store and deletes this tenant's files from the laptop.
     async fn wipe(&self) {
         let store = Arc::clone(&self.store);

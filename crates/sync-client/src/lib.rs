@@ -294,6 +294,22 @@ impl SyncClient {
         .await
     }
 
+    /// Runs a storm's data-health checks and returns the readings with their runbooks (reader roles):
+    /// `GET /v1/admin/storms/{storm}/health`.
+    pub async fn admin_storm_health(
+        &self,
+        access_token: &str,
+        storm: domain::StormId,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/v1/admin/storms/{storm}/health"), access_token)
+            .await
+    }
+
+    /// The tenant's metered usage this period against its plan: `GET /v1/admin/usage`.
+    pub async fn admin_usage(&self, access_token: &str) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/admin/usage", access_token).await
+    }
+
     /// Pushes one batch. A refused batch is an outcome, not an error: the caller moves the refused
     /// changes to the inbox and pushes the rest again.
     pub async fn push(

@@ -1,5 +1,5 @@
 //! Crew chief and office screens: crew day, sync health, users and crews, storms and imports, and the
-//! server-computed views (which answer `app.needs_server` until the server exposes them).
+//! server-computed views (experiment, uplift health, usage), which desktop-core fetches from the server.
 
 use desktop_core::app::{AppResult, DeviceSyncHealth, ImportReport, NewStorm};
 use desktop_core::domain::{Crew, CrewId, Storm, StormId, User};

@@ -79,6 +79,9 @@ export const ERROR_TEXT: Record<string, string> = {
   // bridge
   'bridge.unavailable': 'The app could not reach its local service. Restart the app.',
   'experiment.exists': 'This storm already has an experiment.',
+  // office views the server computes
+  'app.usage_unavailable': 'This server does not report usage yet. Ask your operator to update it.',
+  'app.usage_unreadable': 'The server sent a usage report this version of the app cannot show. Update the app.',
 };
 
 /** Narrows anything a command rejected with to `{code, message}`. */

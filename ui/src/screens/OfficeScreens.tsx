@@ -360,7 +360,15 @@ export function ExperimentScreen() {
           )}
         </div>
       )}
-      {s && (
+      {s && !s.lift && (
+        <div class="card" data-testid="lift-waiting">
+          <h2>Waiting for outcomes</h2>
+          <p class="muted">
+            The experiment is running (treatment share {formatPercent(s.treatment_share, 0)}). Lift and its confidence interval appear once both the treated and the control arm have outcomes: {formatInt(s.treated.rows)} treated and {formatInt(s.control.rows)} control so far.
+          </p>
+        </div>
+      )}
+      {s && s.lift && (
         <>
           <div class="stats">
             <Stat label="Lift" value={formatPoints(s.lift.lift)} hint={`95% CI ${formatPoints(s.lift.ci_low)} to ${formatPoints(s.lift.ci_high)}`} />

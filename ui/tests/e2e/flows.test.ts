@@ -58,6 +58,7 @@ describe('everyone', () => {
 
     await page.getByRole('heading', { name: 'Unlock Prairie Roofing Co' }).waitFor();
     expect(await page.getByLabel('User name').inputValue()).toBe('ana');
+    await shot(page, '02b-unlock', 'unlock');
     await page.getByLabel('Passphrase', { exact: true }).fill('wrong-passphrase');
     await page.getByRole('button', { name: 'Unlock' }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/does not open this file/);
@@ -89,7 +90,7 @@ describe('everyone', () => {
     // The UI stays usable during sync: the list still scrolls and renders.
     await page.locator('#property-list').evaluate((el) => (el.scrollTop = 76 * 600));
     await expect.poll(async () => Number(await page.locator('.vrow').first().getAttribute('data-index'))).toBeGreaterThan(550);
-    await shot(page, '04-syncing');
+    await shot(page, '04-syncing', 'sync-bar-syncing');
     await expect.poll(() => bar.getAttribute('data-connectivity'), { timeout: 5000 }).toBe('online');
     expect(await page.getByTestId('sync-pending').textContent()).toBe('Nothing waiting to sync');
     expect(await page.getByTestId('sync-last').textContent()).toMatch(/just now/);
@@ -101,7 +102,7 @@ describe('everyone', () => {
     await page.getByRole('heading', { name: 'Inbox' }).waitFor();
     const items = page.getByTestId('inbox-item');
     await expect.poll(() => items.count()).toBe(2);
-    await shot(page, '05-inbox');
+    await shot(page, '05-inbox', 'inbox');
     await items.filter({ hasText: 'Outcome' }).getByRole('button', { name: 'Discard' }).click();
     await expect.poll(() => items.count()).toBe(1);
     await items.first().getByRole('button', { name: 'Edit…' }).click();
@@ -129,7 +130,7 @@ describe('everyone', () => {
     await expect.poll(() => bar.textContent()).toMatch(/No connection\. Your work is kept on this laptop/);
     expect(await bar.getAttribute('data-connectivity')).toBe('offline');
     expect(await page.getByTestId('sync-pending').textContent()).toMatch(/3 waiting/);
-    await shot(page, '06-offline');
+    await shot(page, '06-offline', 'offline');
   });
 
   test('keyboard: visible focus ring, big targets, Tab reaches the navigation', async () => {
@@ -165,7 +166,7 @@ describe('everyone', () => {
     await expect.poll(() => page.evaluate(() => localStorage.getItem('stormops.theme'))).toBe('contrast');
     await expect.poll(count).toMatch(/1,200/);
     await page.waitForTimeout(200);
-    await shot(page, '07-field-sunlight');
+    await shot(page, '07-field-sunlight', 'sunlight-theme');
     await page.reload();
     await expect.poll(() => page.evaluate(() => document.documentElement.dataset.theme)).toBe('contrast');
   });
@@ -176,7 +177,7 @@ describe('field user', () => {
     await openAndUnlock(page, server.url, 'field', 'sam');
     await expect.poll(count).toMatch(/^1,200 properties/);
     await page.waitForTimeout(200);
-    await shot(page, '10-field-list');
+    await shot(page, '10-field-list', 'field-ranked-list-and-map');
 
     await page.locator('select[name=decision]').selectOption('treat');
     await expect.poll(count).not.toMatch(/^1,200 /);
@@ -216,7 +217,7 @@ describe('field user', () => {
     await page.getByRole('button', { name: 'Log outcome' }).click();
     await expect.poll(() => page.getByTestId('timeline').textContent()).toContain('Contract signed: $14,500');
     await page.evaluate(() => window.scrollTo(0, 0));
-    await shot(page, '11-property-page');
+    await shot(page, '11-property-page', 'property-page-timeline');
     // Back keeps the filters.
     await page.getByRole('link', { name: '← Back to the list' }).click();
     expect(await page.locator('select[name=decision]').inputValue()).toBe('treat');
@@ -293,7 +294,7 @@ describe('crew chief', () => {
     await page.getByRole('link', { name: 'Sync health' }).click();
     await page.getByTestId('sync-health').waitFor();
     expect(await page.locator('[data-testid=sync-health] tbody tr').count()).toBeGreaterThan(2);
-    await shot(page, '23-sync-health');
+    await shot(page, '23-sync-health', 'chief-sync-health');
   });
 });
 
@@ -323,7 +324,7 @@ describe('office admin', () => {
     await chart.waitFor();
     expect(await chart.getAttribute('aria-label')).toMatch(/^Conversion lift \+\d+\.\d pts, 95% interval \+\d+\.\d pts to \+\d+\.\d pts$/);
     expect(await chart.locator('line.ci').count()).toBe(3);
-    await shot(page, '31-experiment-lift');
+    await shot(page, '31-experiment-lift', 'office-experiment-lift');
 
     await page.locator('select[name=storm]').selectOption({ label: 'March 28 wind — Moore' });
     await page.getByRole('heading', { name: 'No experiment for this storm yet' }).waitFor();
@@ -338,13 +339,13 @@ describe('office admin', () => {
     const alerts = page.getByTestId('drift-alerts');
     await alerts.waitFor();
     expect(await alerts.textContent()).toMatch(/Recent volume is .*Runbook: check sync backlog, devices, upstream imports, error logs/);
-    await shot(page, '32-uplift-health');
+    await shot(page, '32-uplift-health', 'office-uplift-health');
 
     await page.getByRole('link', { name: 'Usage & plan' }).click();
     await page.getByTestId('usage').waitFor();
     expect(await page.getByTestId('usage').locator('li').count()).toBe(6);
     expect(await page.locator('.alert').textContent()).toMatch(/enterprise plan/);
-    await shot(page, '33-usage');
+    await shot(page, '33-usage', 'office-usage');
 
     await page.getByRole('link', { name: 'Users & crews' }).click();
     await expect.poll(() => page.locator('[data-testid=users] tbody tr').count()).toBe(9);

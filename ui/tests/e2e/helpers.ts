@@ -2,7 +2,7 @@
 // steps shared by the role flows (unlock the demo file, screenshots).
 
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -72,9 +72,18 @@ export async function launch(): Promise<Browser> {
   };
 }
 
-export async function shot(page: Page, name: string) {
+/** The README's screenshots: the tests write them, so they always show the current UI. */
+export const DOCS_SHOTS = resolve(__dirname, '../../../docs/screenshots');
+
+/** Saves a screenshot as a test artefact; `docsName` also copies it to docs/screenshots/ for the README. */
+export async function shot(page: Page, name: string, docsName?: string) {
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+  const path = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: false });
+  if (docsName) {
+    mkdirSync(DOCS_SHOTS, { recursive: true });
+    copyFileSync(path, join(DOCS_SHOTS, `${docsName}.png`));
+  }
 }
 
 /** Collects page errors so a test can assert there were none. */

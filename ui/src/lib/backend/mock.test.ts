@@ -169,8 +169,8 @@ describe('office', () => {
     const [active, closed] = await b.storms({});
     const s = await b.experiment_summary({ storm_id: active.id });
     expect(s).not.toBeNull();
-    expect(s!.lift.ci_low).toBeLessThan(s!.lift.lift);
-    expect(s!.lift.ci_high).toBeGreaterThan(s!.lift.lift);
+    expect(s!.lift!.ci_low).toBeLessThan(s!.lift!.lift);
+    expect(s!.lift!.ci_high).toBeGreaterThan(s!.lift!.lift);
     expect(await b.experiment_summary({ storm_id: closed.id })).toBeNull();
     expect(await code(b.experiment_create({ storm_id: closed.id, treatment_share: 1 }))).toBe('validation.out_of_range');
     await b.experiment_create({ storm_id: closed.id, treatment_share: 0.8 });

@@ -883,7 +883,7 @@ class MockBridge {
         readings.push(reading('uplift_stddev', stddev(scores), 0.02, 0.25, RUNBOOK_UPLIFT));
       }
       const summary = this.commands.experiment_summary({ storm_id });
-      if (summary) readings.push(reading('conversion_lift', summary.lift.lift, 0.05, 1, 'verify policy compliance, control contamination, assignments; analyse by segment'));
+      if (summary?.lift) readings.push(reading('conversion_lift', summary.lift.lift, 0.05, 1, 'verify policy compliance, control contamination, assignments; analyse by segment'));
       const stormTouches = this.data.touches.filter((t) => t.storm_id === storm_id);
       const recent = stormTouches.filter((t) => t.occurred_at >= this.now() - DAY).length;
       readings.push(reading('volume', stormTouches.length === 0 ? 0 : recent / stormTouches.length, 0.1, 1, 'check sync backlog, devices, upstream imports, error logs'));

@@ -369,7 +369,8 @@ export interface ExperimentSummary {
   treatment_share: number;
   treated: GroupOutcomes;
   control: GroupOutcomes;
-  lift: LiftEstimate;
+  /** Null until both arms have outcomes. */
+  lift: LiftEstimate | null;
   model: ModelSummary | null;
 }
 
