@@ -275,6 +275,8 @@ pub async fn run_usage(args: UsageArgs) -> Result<Value, CommandError> {
     );
     for tenant in tenants(&pool, args.tenant.as_deref()).await? {
         let mut tx = pool.begin_tenant(tenant.id).await?;
+        // This hour's storage sample, unless the server's metering round took it already.
+        tx.sample_storage(now).await?;
         let usage = tx.usage_between(from, now).await?;
         let report = tx.usage_report(&tenant.slug, now).await?;
         tx.commit().await?;
@@ -335,6 +337,10 @@ pub async fn invoice(
             message: format!("no tenant with slug '{slug}'"),
         })?;
     let mut tx = pool.begin_tenant(tenant.id).await?;
+    let now = Timestamp(now_ms());
+    if month == Month::of(now) {
+        tx.sample_storage(now).await?;
+    }
     let plan = tx.tenant_plan().await?;
     let usage = tx.usage_between(month.start(), month.end()).await?;
     tx.commit().await?;

@@ -377,3 +377,96 @@ async fn quotas_hold_across_two_instances_soft_limits_warn_and_hard_limits_refus
     two.stop().await;
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_cli_changes_plans_and_prints_usage_and_invoices() {
+    let h = Harness::start().await;
+    let (ok, plans) = h.operator_cli(&["plan", "list"]);
+    assert!(ok, "{plans}");
+    let names: Vec<&str> = plans["plans"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["trial", "standard", "enterprise"]);
+    assert_eq!(plans["plans"][1]["requests_per_minute"], 1_200);
+    assert_eq!(plans["plans"][0]["max_users"], 5);
+
+    let (ok, set) = h.operator_cli(&["plan", "set", "standard", "--requests-per-minute", "1500"]);
+    assert!(ok, "{set}");
+    assert_eq!(set["plan"]["requests_per_minute"], 1_500);
+    // Unknown plans and inconsistent values are typed errors that change nothing.
+    let (ok, err) = h.operator_cli(&["plan", "set", "platinum", "--users", "3"]);
+    assert!(!ok);
+    assert_eq!(err["error"]["code"], "unknown_plan", "{err}");
+    let (ok, err) = h.operator_cli(&["tenant", "set-plan", "tenant-a", "gold"]);
+    assert!(!ok);
+    assert_eq!(err["error"]["code"], "unknown_plan", "{err}");
+    let (ok, err) = h.operator_cli(&["plan", "set", "trial", "--events-per-month-hard", "10"]);
+    assert!(!ok);
+    assert_eq!(err["error"]["code"], "invalid_input", "{err}");
+    let (ok, err) = h.operator_cli(&["tenant", "set-plan", "nobody", "trial"]);
+    assert!(!ok);
+    assert_eq!(err["error"]["code"], "not_found", "{err}");
+    let (_, plans) = h.operator_cli(&["plan", "list"]);
+    assert_eq!(plans["plans"][0]["monthly_events_hard"], 50_000);
+
+    // Three synced events, then the usage over the last 30 days.
+    let field = h.a.session(Role::FieldUser);
+    let changes: Vec<_> = (0..3)
+        .map(|i| touch_change(field, &h.a, i, "cli"))
+        .collect();
+    let got = h.push(field, &changes).await;
+    assert_ok("push", &got);
+    let (ok, usage) = h.operator_cli(&["tenant", "usage", "--days", "30", "--tenant", "tenant-a"]);
+    assert!(ok, "{usage}");
+    let a = &usage["tenants"][0];
+    assert_eq!(a["tenant"], "tenant-a");
+    assert_eq!(a["usage"]["synced_events"], 3, "{a}");
+    assert!(
+        a["usage"]["storage_latest_bytes"].as_i64().unwrap_or(0) > 0,
+        "storage sampled: {a}"
+    );
+    assert_eq!(a["this_month"]["plan"]["name"], "standard");
+    let (ok, all) = h.operator_cli(&["tenant", "usage", "--days", "30"]);
+    assert!(ok);
+    assert_eq!(all["tenants"].as_array().map(Vec::len), Some(2));
+    let (ok, err) = h.operator_cli(&["tenant", "usage", "--days", "30", "--tenant", "nobody"]);
+    assert!(!ok);
+    assert_eq!(err["error"]["code"], "not_found");
+
+    // Moved to enterprise, the month's invoice is its base fee (no overage), as JSON and CSV.
+    let (ok, moved) = h.operator_cli(&["tenant", "set-plan", "tenant-a", "enterprise"]);
+    assert!(ok, "{moved}");
+    let month = a["this_month"]["month"].as_str().expect("month").to_owned();
+    let (ok, invoice) = h.operator_cli(&[
+        "tenant", "invoice", "--tenant", "tenant-a", "--month", &month,
+    ]);
+    assert!(ok, "{invoice}");
+    assert_eq!(invoice["plan"], "enterprise");
+    assert_eq!(invoice["lines"][0]["code"], "base_fee");
+    assert_eq!(invoice["lines"][0]["amount_cents"], 499_900);
+    assert_eq!(invoice["total_cents"], 499_900);
+    assert_eq!(invoice["usage"]["synced_events"], 3);
+    let (ok, csv) = h.operator_cli(&[
+        "tenant", "invoice", "--tenant", "tenant-a", "--month", &month, "--csv",
+    ]);
+    assert!(ok, "{csv}");
+    let csv = csv["csv"].as_str().unwrap_or_default().to_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7, "header, five lines, total: {csv}");
+    assert_eq!(
+        lines[0],
+        "tenant,month,plan,code,description,quantity,unit,unit_price_cents,amount_cents"
+    );
+    assert!(
+        lines[6].ends_with(",total,\"total\",,,,499900"),
+        "{}",
+        lines[6]
+    );
+    let (ok, err) = h.operator_cli(&[
+        "tenant", "invoice", "--tenant", "tenant-a", "--month", "2026-13",
+    ]);
+    assert!(!ok);
+    assert_eq!(err["error"]["code"], "invalid_input", "{err}");
+    h.stop().await;
+}

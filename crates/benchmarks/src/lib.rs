@@ -1,6 +1,7 @@
 //! The benchmark suite behind `cargo xtask bench`: each module measures one part of the system and
 //! returns a Markdown section; `report` writes the sections into `docs/benchmarks.md`.
 
+pub mod limits;
 pub mod report;
 pub mod server;
 pub mod store;
@@ -9,7 +10,7 @@ pub mod tenant;
 pub mod uplift;
 
 /// Every suite `cargo xtask bench` runs, in order.
-pub const SUITES: &[&str] = &["uplift", "store", "server", "sync", "tenant"];
+pub const SUITES: &[&str] = &["uplift", "store", "server", "sync", "tenant", "limits"];
 
 /// Runs one suite; `None` when the name is unknown.
 pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Option<String>> {
@@ -19,6 +20,7 @@ pub fn run_suite(name: &str, shared_data: &std::path::Path) -> anyhow::Result<Op
         "server" => Some(server::run()?),
         "sync" => Some(sync::run()?),
         "tenant" => Some(tenant::run()?),
+        "limits" => Some(limits::run()?),
         _ => None,
     })
 }

@@ -306,8 +306,18 @@ async fn run() -> anyhow::Result<()> {
     if !agree {
         bail!("a laptop disagrees with the server");
     }
+
+    step(
+        "14. The operator's view: the tenant's usage against its plan and this month's invoice lines",
+    );
+    // The server's metering round runs every 3 s here: let it flush the last requests first.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (usage, invoice) = server_bin.usage_and_invoice(&slug)?;
+    for line in usage.lines().chain(invoice.lines()) {
+        println!("   {line}");
+    }
     println!(
-        "\nDemo finished in {:.1} s. Later parts add: the tenant platform (plans, quotas, usage and invoices), and the desktop app opening on the demo tenant when a display is present.",
+        "\nDemo finished in {:.1} s. Later parts add the desktop app opening on the demo tenant when a display is present.",
         started.elapsed().as_secs_f64()
     );
     Ok(())

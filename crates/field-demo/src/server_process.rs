@@ -119,6 +119,25 @@ impl ServerBinary {
         Ok(out["user_id"].as_str().context("user id")?.to_owned())
     }
 
+    /// `stormops-server tenant usage --days 30 --tenant SLUG`, then `tenant invoice --tenant SLUG --month
+    /// M` for the month it reports: the texts the operator reads.
+    pub fn usage_and_invoice(&self, slug: &str) -> anyhow::Result<(String, String)> {
+        let usage = run_json(
+            self.operator()
+                .args(["tenant", "usage", "--days", "30", "--tenant", slug]),
+        )?;
+        let month = usage["tenants"][0]["this_month"]["month"]
+            .as_str()
+            .context("tenant usage printed no month")?
+            .to_owned();
+        let invoice = run_json(
+            self.operator()
+                .args(["tenant", "invoice", "--tenant", slug, "--month", &month]),
+        )?;
+        let text = |v: &serde_json::Value| v["text"].as_str().unwrap_or_default().to_owned();
+        Ok((text(&usage), text(&invoice)))
+    }
+
     /// `stormops-server serve` on a free loopback port; waits until `/readyz` answers.
     pub async fn serve(&self) -> anyhow::Result<RunningServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -131,6 +150,8 @@ impl ServerBinary {
             .env("STORMOPS_CONTROL_DATABASE_URL", &self.control_url)
             .env("STORMOPS_BIND", &bind)
             .env("STORMOPS_LOG", "warn")
+            // Metering rounds every few seconds, so the usage printed at the end includes requests.
+            .env("STORMOPS_USAGE_INTERVAL_SECS", "3")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
