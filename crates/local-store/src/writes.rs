@@ -55,6 +55,9 @@ pub(crate) fn to_map<T: Serialize>(record: &T) -> StoreResult<Map<String, Value>
     }
 }
 
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)";
+
 /// Appends one change to the outbox.
 pub(crate) fn append_change(
     conn: &Connection,
@@ -68,11 +71,7 @@ pub(crate) fn append_change(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::Decode(e.to_string()))?;
-    conn.prepare_cached(
-        "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT_OUTBOX)?.execute(params![
         change.id.to_string(),
         change.hlc.to_string(),
         change.device_id.to_string(),
@@ -123,29 +122,40 @@ impl TenantStore {
             record.validate(now)?;
         }
         let mut clock = self.clock.clone();
-        let device_id = self.device_id;
+        let device_id = self.device_id.to_string();
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
-        for record in records {
-            let entity_id = id_of(record);
-            let written = write(&tx, record).map_err(|e| already_exists(e, entity, &entity_id))?;
-            if written == 0 {
-                return Err(StoreError::AlreadyExists {
-                    entity: entity.as_str(),
-                    id: entity_id.to_string(),
-                });
+        {
+            // One statement for the whole batch's outbox rows; an insert's payload is the record itself,
+            // serialised once, straight to its text.
+            let mut outbox = tx.prepare_cached(INSERT_OUTBOX)?;
+            for record in records {
+                let entity_id = id_of(record);
+                let written =
+                    write(&tx, record).map_err(|e| already_exists(e, entity, &entity_id))?;
+                if written == 0 {
+                    return Err(StoreError::AlreadyExists {
+                        entity: entity.as_str(),
+                        id: entity_id.to_string(),
+                    });
+                }
+                let change_id = ChangeId::generate();
+                let hlc = clock.tick(now.millis().max(0) as u64)?;
+                let payload =
+                    serde_json::to_string(record).map_err(|e| StoreError::Decode(e.to_string()))?;
+                outbox.execute(params![
+                    change_id.to_string(),
+                    hlc.to_string(),
+                    device_id,
+                    entity.as_str(),
+                    entity_id.to_string(),
+                    ChangeOp::Insert.as_str(),
+                    payload,
+                    None::<String>,
+                    now.millis()
+                ])?;
+                ids.push(change_id);
             }
-            let change = Change {
-                id: ChangeId::generate(),
-                hlc: clock.tick(now.millis().max(0) as u64)?,
-                device_id,
-                entity,
-                entity_id,
-                op: ChangeOp::Insert,
-                payload: to_json(record)?,
-            };
-            append_change(&tx, &change, None, now)?;
-            ids.push(change.id);
         }
         persist_clock(&tx, clock.last())?;
         tx.commit()?;
