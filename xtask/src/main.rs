@@ -3,6 +3,7 @@
 //! command installs the system packages it needs (apt on Debian as root; otherwise it prints the command).
 
 mod demo;
+mod fuzz;
 mod desktop;
 mod system;
 mod tidy;
@@ -22,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         "test" => test(rest),
         "demo" => demo::run_demo(rest),
         "bench" => bench(rest),
+        "fuzz" => fuzz::run_fuzz(rest),
         "tidy" => tidy::run(&workspace_root(), rest.iter().any(|a| a == "--bless")),
         "codegen" => codegen(),
         "help" | "--help" | "-h" => {
@@ -37,7 +39,7 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
+        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  fuzz [--seconds N] [TARGET...]  run the fuzz targets under libFuzzer (60 s each by default)\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
     );
 }
 
@@ -117,6 +119,9 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let mut tally = TestTally::default();
     run_counting(&mut test, &mut tally)?;
     ui_tests(&mut tally)?;
+    // Fuzz targets last (a finding stops the run): the bounded corpus test, then each target under
+    // libFuzzer for a few seconds.
+    fuzz::in_test(&mut tally)?;
     // The real desktop app under Xvfb through tauri-driver and WebKitWebDriver (ignored by plain
     // `cargo test`: it needs the display and drivers installed here).
     run_counting(&mut desktop::e2e_command()?, &mut tally)?;
