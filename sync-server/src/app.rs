@@ -58,6 +58,10 @@ pub fn router(state: AppState) -> Router {
             get(routes::admin::health),
         )
         .route("/v1/admin/models", get(routes::admin::models))
+        .route(
+            "/v1/admin/health/thresholds",
+            get(routes::admin::health_thresholds).put(routes::admin::set_health_thresholds),
+        )
         .route("/v1/admin/usage", get(routes::usage::usage))
         .route(
             "/v1/admin/storms",

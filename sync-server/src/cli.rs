@@ -38,12 +38,15 @@ pub enum Command {
     /// Crews of a tenant.
     #[command(subcommand)]
     Crew(CrewCommand),
-    /// Plans: limits and prices.
-    #[command(subcommand)]
-    Plan(crate::plan_commands::PlanCommand),
     /// Operator views across tenants.
     #[command(subcommand)]
     System(crate::system_cli::SystemCommand),
+    /// Plans: limits and prices.
+    #[command(subcommand)]
+    Plan(crate::plan_commands::PlanCommand),
+    /// Data health of a tenant's storms and the tenant's thresholds.
+    #[command(subcommand)]
+    Health(crate::health_cli::HealthCommand),
 }
 
 /// `db init` reads the roles' passwords from these variables when set (a deployment's Secret), so

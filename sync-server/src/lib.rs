@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod health_cli;
 pub mod learning;
 pub mod lifecycle_cli;
 pub mod limits;

@@ -228,6 +228,7 @@ async fn dispatch(command: Command, json: bool) -> Result<Option<serde_json::Val
             crate::plan_commands::run_invoice(args).await.map(Some)
         }
         Command::Plan(plan) => crate::plan_commands::run_plan(plan).await.map(Some),
+        Command::Health(health) => crate::health_cli::run_health(health).await.map(Some),
         Command::Tenant(lifecycle) => crate::lifecycle_cli::run_tenant(lifecycle).await,
         Command::User(UserCommand::List { tenant, control }) => {
             crate::lifecycle_cli::run_user(UserCommand::List { tenant, control }).await
