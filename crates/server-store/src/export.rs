@@ -1,7 +1,7 @@
 //! Tenant archives: export everything a tenant owns, and import an archive into a fresh tenant.
 //!
 //! An archive is a directory: one `<table>.jsonl` per table with a `tenant_id` column (each line is one
-//! row as `to_jsonb(row) - 'tenant_id'`, rows in primary-key order), and `manifest.json` naming the
+//! row as `row_to_json` of every column but `tenant_id`, rows in primary-key order), and `manifest.json` naming the
 //! tenant, the time, and for every table its file, row count and SHA-256. The export reads under the
 //! tenant's own context as the application role, in one REPEATABLE READ READ ONLY transaction, so the
 //! archive is one consistent snapshot. The archive is written to a sibling temporary directory and renamed
@@ -208,11 +208,27 @@ async fn export_table(
     } else {
         format!("ORDER BY {}", table.key.join(", "))
     };
+    // Every column but tenant_id, in table order. row_to_json writes the text directly (to_jsonb would
+    // build and re-serialise a binary value per row, about twice the work).
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text FROM pg_attribute a
+          WHERE a.attrelid = ('public.' || $1)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.attname <> 'tenant_id'
+          ORDER BY a.attnum",
+    )
+    .bind(&table.name)
+    .fetch_all(&mut *tx.tx)
+    .await
+    .map_err(StoreError::from)?;
+    for column in &columns {
+        crate::tenant_tables::check_identifier(column)?;
+    }
     // A server-side cursor keeps memory bounded whatever the table's size.
     sqlx::query(&format!(
-        "DECLARE tenant_export CURSOR FOR SELECT (to_jsonb(t) - 'tenant_id')::text FROM {} t WHERE t.tenant_id = '{}' {order}",
-        table.name,
-        tx.tenant_id.0.hyphenated()
+        "DECLARE tenant_export CURSOR FOR SELECT row_to_json(r)::text FROM (SELECT {columns} FROM {table} t WHERE t.tenant_id = '{tenant}') r {order}",
+        columns = columns.join(", "),
+        table = table.name,
+        tenant = tx.tenant_id.0.hyphenated()
     ))
     .execute(&mut *tx.tx)
     .await
