@@ -54,7 +54,7 @@ fn has_display() -> bool {
 /// ends: closing its window hides it to the tray, Quit in the tray ends it).
 fn open_app(data_dir: &std::path::Path) -> anyhow::Result<()> {
     crate::desktop::build_ui()?;
-    let app = crate::desktop::build_app(false)?;
+    let app = crate::desktop::build_app()?;
     let child = Command::new(&app)
         .env("STORMOPS_DATA_DIR", data_dir)
         .spawn()

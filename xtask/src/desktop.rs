@@ -25,20 +25,20 @@ pub fn build_ui() -> anyhow::Result<()> {
     run(Command::new("npm").args(["--prefix", "ui", "run", "build"]))
 }
 
-/// Builds the desktop app (and the server the tests start) after the UI, so the binary embeds it
-/// (src-tauri's build script reruns when ui/dist changes).
-pub fn build_app(release: bool) -> anyhow::Result<PathBuf> {
-    let mut cargo = Command::new(cargo_program());
-    cargo.args(["build", "-p", "stormops-desktop", "-p", "sync-server"]);
-    if release {
-        cargo.arg("--release");
-    }
-    run(&mut cargo)?;
-    let profile = if release { "release" } else { "debug" };
-    Ok(workspace_root()
-        .join("target")
-        .join(profile)
-        .join("stormops-desktop"))
+/// Builds the desktop app alone (the demo's case) after the UI, so the binary embeds it (src-tauri's
+/// build script reruns when ui/dist changes).
+pub fn build_app() -> anyhow::Result<PathBuf> {
+    run(Command::new(cargo_program()).args(["build", "-p", "stormops-desktop"]))?;
+    Ok(workspace_root().join("target/debug/stormops-desktop"))
+}
+
+/// Builds every test target of the workspace, and with them the binaries the desktop tests run
+/// (stormops-desktop, stormops-server, desktop-cold-start: cargo builds a package's binaries for its
+/// integration tests). The same package selection and features as `cargo test --workspace`, so
+/// nothing is compiled twice: after a UI build only the app is rebuilt.
+pub fn build_test_binaries() -> anyhow::Result<PathBuf> {
+    run(Command::new(cargo_program()).args(["test", "--workspace", "--no-run"]))?;
+    Ok(workspace_root().join("target/debug"))
 }
 
 /// Installs Xvfb, WebKitWebDriver and tauri-driver, builds the UI and the app, and returns the
@@ -46,13 +46,12 @@ pub fn build_app(release: bool) -> anyhow::Result<PathBuf> {
 pub fn e2e_command() -> anyhow::Result<Command> {
     let driver = system::ensure_desktop_packages()?;
     build_ui()?;
-    build_app(false)?;
+    build_test_binaries()?;
     let mut cmd = Command::new("xvfb-run");
     cmd.args(["-a", "-s", "-screen 0 1440x900x24", &cargo_program()])
         .args([
             "test",
-            "-p",
-            "desktop-e2e",
+            "--workspace",
             "--test",
             "desktop_app",
             "--",
