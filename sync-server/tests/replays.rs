@@ -169,7 +169,8 @@ async fn replayed_batches_are_acknowledged_and_never_applied_twice() {
             ("journey_touches", 1),
             ("outcomes", 0),
             ("policy_decisions", 1),
-            ("applied_changes", 2),
+            // Append-only changes are remembered by their feed rows (keyed by the change id), not the ledger.
+            ("applied_changes", 0),
             ("change_log", 2),
             ("storms", 0),
             ("properties", 0),

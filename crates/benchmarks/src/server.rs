@@ -39,8 +39,12 @@ const SERVER_POOL: u32 = 16;
 /// Laptops signing in at once (a shift start, not all 200 in the same millisecond).
 const LOGIN_CONCURRENCY: usize = 16;
 const PACED_ITERATIONS: usize = 5;
-const PACED_THINK: Duration = Duration::from_secs(4);
-const PACED_LABEL: &str = "4 s pause between iterations";
+/// A laptop's sync cadence when its user keeps logging: the engine syncs a debounce after each local
+/// write (`EngineConfig::debounce`), else on its timer (`EngineConfig::interval`, a minute). The
+/// debounce is the fastest a real laptop loops, so the paced loop uses it.
+fn paced_think() -> Duration {
+    desktop_core::EngineConfig::default().debounce
+}
 
 /// The pull feed's statement, as `server_store`'s pull runs it (kept identical for the RLS comparison).
 const PULL_SQL: &str = "WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
@@ -169,7 +173,7 @@ async fn provision(
         control,
         &format!("Bench {slug}"),
         Some(slug),
-        PlanTier::Standard,
+        PlanTier::Enterprise,
         &format!("admin@{slug}.example"),
         "Bench Admin",
         hash.to_owned(),
@@ -410,6 +414,20 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     let hash = tokio::task::spawn_blocking(|| sync_server::auth::password::hash_password(PASSWORD))
         .await?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A fleet of 200 laptops is an enterprise tenant (its plan allows 1,000 devices). The plan's request
+    // rate is raised so the saturating loop measures the server, not the limiter (the `limits` suite
+    // measures what rate limiting costs).
+    let mut tx = control.begin().await?;
+    tx.update_plan(
+        PlanTier::Enterprise,
+        &[(
+            server_store::plans::PlanField::RequestsPerMinute,
+            10_000_000,
+        )],
+        Timestamp::now(),
+    )
+    .await?;
+    tx.commit().await?;
     let bench = provision(&control, &app, "bench", 1, 2_000, &hash).await?;
     let fleet = provision(&control, &app, "fleet", CREWS, 500, &hash).await?;
 
@@ -466,6 +484,17 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
         pushed == PULL_ROWS && raw_rows == PULL_ROWS,
         "every row landed"
     );
+    // A pool of its own (one connection, like one request's) for the in-process apply.
+    let breakdown_pool = AppPool::connect(
+        &init.app_url,
+        &PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        },
+    )
+    .await?;
+    let parts = push_breakdown(&breakdown_pool, &bench, &pusher, &mut clock).await?;
+    breakdown_pool.close().await;
     push_latencies.sort();
     let push_rate = pushed as f64 / push_time.as_secs_f64();
     let raw_rate = raw_rows as f64 / raw_time.as_secs_f64();
@@ -476,7 +505,7 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     writeln!(out, "| path | time | changes/s |\n|---|---|---|")?;
     writeln!(
         out,
-        "| HTTP push (validation, idempotency ledger, pull feed, audit; JSON + gzip) | {} | {push_rate:.0} |",
+        "| HTTP push (validation, idempotency, pull feed, audit; JSON + gzip) | {} | {push_rate:.0} |",
         ms(push_time)
     )?;
     writeln!(
@@ -491,10 +520,34 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "\nOne 1,000-change push: p50 {}, p99 {}. Raw and HTTP batches alternate in rounds of {ROUND}. Per change the push writes three rows (the touch, its idempotency-ledger entry, its pull-feed entry carrying the record as jsonb) plus one audit row per batch, and the client's JSON encoding and gzip share the same two cores; the raw ceiling writes the touch only.\n",
+        "\nOne 1,000-change push: p50 {}, p99 {}. Raw and HTTP batches alternate in rounds of {ROUND}. Per change the push writes two rows (the touch, and its pull-feed entry carrying the record as jsonb, whose key is the change id and so is also the idempotency record) plus one audit row per batch, and the client's JSON encoding and gzip share the same two cores; the raw ceiling writes the touch only.\n",
         ms(percentile(&push_latencies, 50.0)),
         ms(percentile(&push_latencies, 99.0))
     )?;
+
+    writeln!(
+        out,
+        "Where one 1,000-change push's time goes (medians of {BREAKDOWN_BATCHES} batches, each step timed on its own in the benchmark process):\n"
+    )?;
+    writeln!(out, "| step | median |\n|---|---|")?;
+    for (step, d) in [
+        (
+            "client: JSON encode + gzip (`sync-client`'s settings)",
+            parts.encode,
+        ),
+        ("server: gunzip + JSON decode of the request", parts.decode),
+        (
+            "server: `apply_push` + commit in-process (validation, idempotency, inserts, pull feed; no HTTP)",
+            parts.apply,
+        ),
+        (
+            "whole HTTP push (from the table above)",
+            percentile(&push_latencies, 50.0),
+        ),
+    ] {
+        writeln!(out, "| {step} | {} |", ms(d))?;
+    }
+    writeln!(out)?;
 
     // (b) Pull of the 200,000 pushed rows (plus the storm and properties) in pages of 10,000.
     let reader = login(
@@ -625,20 +678,20 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     }
     let devices: Vec<(TokenPair, String)> = pairs.into_iter().zip(cursors).collect();
     let (closed, devices) = device_loops(&client, &fleet, devices, LOOP_ITERATIONS, None).await?;
-    let (paced, _) = device_loops(
-        &client,
-        &fleet,
-        devices,
-        PACED_ITERATIONS,
-        Some(PACED_THINK),
-    )
-    .await?;
+    let think = paced_think();
+    let paced_label = format!(
+        "{} s between syncs (the engine's debounce, its fastest cadence)",
+        think.as_secs_f64()
+    );
+    let (paced, _) = device_loops(&client, &fleet, devices, PACED_ITERATIONS, Some(think)).await?;
     let (hwm, rss) = memory_mib(pid)?;
     writeln!(
         out,
-        "### {DEVICES} concurrent devices ({CREWS} crews of {} laptops; each loops: push {LOOP_TOUCHES} touches, then pull its crew's new rows)\n\nFirst {LOOP_ITERATIONS} iterations per device with no pause (a closed loop: the offered load always exceeds capacity, so latency is queueing, about in-flight requests ÷ throughput), then {PACED_ITERATIONS} iterations per device with a {} s pause between them, starts spread evenly over one pause.\n",
+        "### {DEVICES} concurrent devices ({CREWS} crews of {} laptops; each loops: push {LOOP_TOUCHES} touches, then pull its crew's new rows)\n\nTwo readings of \"device loops\". **Realistic:** {PACED_ITERATIONS} iterations per device at the sync engine's own fastest cadence — it syncs {} s (its debounce) after a local write, otherwise once a minute on its timer — so each laptop pauses {} s between syncs, starts spread evenly over one pause; that is still {LOOP_TOUCHES} touches per laptop every {} s, far more than a crew logs. **Saturating:** {LOOP_ITERATIONS} iterations per device with no pause at all (a closed loop: 200 requests are always in flight, so latency is queueing — about in-flight requests ÷ throughput — whatever the per-request cost; the benchmark client shares the same two cores).\n",
         DEVICES / CREWS,
-        PACED_THINK.as_secs()
+        think.as_secs_f64(),
+        think.as_secs_f64(),
+        think.as_secs_f64()
     )?;
     writeln!(out, "| measurement | value |\n|---|---|")?;
     writeln!(
@@ -649,8 +702,8 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
         ms(percentile(&login_latencies, 99.0))
     )?;
     for (label, stats) in [
-        ("no think time (closed loop, saturating)", &closed),
-        (PACED_LABEL, &paced),
+        (paced_label.as_str(), &paced),
+        ("no pause (closed loop, saturating)", &closed),
     ] {
         let mut all: Vec<Duration> = stats.push.iter().chain(&stats.pull).copied().collect();
         all.sort();
@@ -696,6 +749,69 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     app.close().await;
     control.close().await;
     Ok(out)
+}
+
+/// Batches timed step by step for the push breakdown.
+const BREAKDOWN_BATCHES: usize = 15;
+
+/// Medians of the steps of one push, each timed on its own.
+struct PushParts {
+    encode: Duration,
+    decode: Duration,
+    apply: Duration,
+}
+
+/// Times the steps of a 1,000-change push separately: the client's encoding, the server's decoding
+/// and the server's apply with its commit, in-process on the application pool (no HTTP).
+async fn push_breakdown(
+    app: &AppPool,
+    bench: &Tenant,
+    pusher: &TokenPair,
+    clock: &mut HlcClock,
+) -> anyhow::Result<PushParts> {
+    let (mut encode, mut decode, mut apply) = (Vec::new(), Vec::new(), Vec::new());
+    // The first batch prepares the statements on the connection and is not counted.
+    for b in 0..=BREAKDOWN_BATCHES {
+        let rows = touches(bench, pusher, BATCH, b);
+        let changes = as_changes(&rows, pusher.device_id, clock);
+        let started = Instant::now();
+        let json = serde_json::to_vec(&sync_protocol::PushRequest {
+            changes: changes.clone(),
+        })?;
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(json.len() / 4),
+            flate2::Compression::fast(),
+        );
+        std::io::Write::write_all(&mut gz, &json)?;
+        let body = gz.finish()?;
+        encode.push(started.elapsed());
+        let started = Instant::now();
+        let mut plain = Vec::with_capacity(json.len());
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)?;
+        let request: sync_protocol::PushRequest = serde_json::from_slice(&plain)?;
+        decode.push(started.elapsed());
+        let ctx = server_store::PushContext {
+            user_id: pusher.user_id,
+            device_id: pusher.device_id,
+            role: pusher.role,
+            crew_id: bench.field_users.first().map(|(_, crew)| *crew),
+            now_ms: Timestamp::now().millis(),
+        };
+        let started = Instant::now();
+        let mut tx = app.begin_tenant(bench.id).await?;
+        match tx.apply_push(&ctx, &request.changes).await? {
+            server_store::PushOutcome::Applied(_) => tx.commit().await?,
+            server_store::PushOutcome::Refused(r) => bail!("refused in the breakdown: {r:?}"),
+        }
+        if b > 0 {
+            apply.push(started.elapsed());
+        }
+    }
+    Ok(PushParts {
+        encode: median(encode),
+        decode: median(decode),
+        apply: median(apply),
+    })
 }
 
 /// Latencies and counts of one device-loop phase.

@@ -6,13 +6,14 @@
 //! on "sync now", after local writes (debounced), on a timer, and when the server becomes reachable
 //! again, backing off with jitter while it is not.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::{TenantId, Timestamp};
+use domain::{ChangeId, TenantId, Timestamp};
 use local_store::{DataDir, TenantStore};
 use sync_client::{ClientError, PushOutcome, SyncClient};
-use sync_protocol::ErrorCode;
+use sync_protocol::{Change, ErrorCode};
 use tokio::sync::{Notify, watch};
 use zeroize::Zeroizing;
 
@@ -109,6 +110,25 @@ pub struct SyncReport {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub elapsed_ms: u64,
+}
+
+/// A pushed batch's answer, waiting to be stored in the tenant file.
+enum Settle {
+    /// Receipts of an applied batch, and the server's clock after it.
+    Applied(Vec<sync_protocol::Receipt>, domain::Hlc),
+    /// The refused changes of a rolled-back batch (they move to the inbox).
+    Refused(Vec<sync_protocol::Receipt>),
+}
+
+impl Settle {
+    fn store(self, store: &mut TenantStore) -> Result<(), local_store::StoreError> {
+        match self {
+            Settle::Applied(receipts, hlc) => {
+                store.apply_receipts(&receipts, Some(hlc)).map(|_| ())
+            }
+            Settle::Refused(refused) => store.apply_receipts(&refused, None).map(|_| ()),
+        }
+    }
 }
 
 struct AccessToken {
@@ -437,13 +457,45 @@ impl SyncEngine {
             s.push.total = Some(total);
         });
         let mut refreshed = false;
+        let batch = self.config.push_batch;
+        // One push is in flight at a time. While it travels, the laptop stores the previous batch's
+        // receipts and reads the next batch (the pending rows after the ones in flight), so the local
+        // file and the network overlap instead of taking turns.
+        let mut settle: Option<Settle> = None;
+        let mut next: Option<Vec<Change>> = None;
         loop {
-            let batch = self.config.push_batch;
-            let changes = self.with_store(move |s| s.pending_changes(batch)).await?;
+            let changes = match next.take() {
+                Some(changes) => changes,
+                None => {
+                    let previous = settle.take();
+                    self.with_store(move |s| {
+                        if let Some(previous) = previous {
+                            previous.store(s)?;
+                        }
+                        s.pending_changes(batch)
+                    })
+                    .await?
+                }
+            };
             if changes.is_empty() {
                 break;
             }
-            let pushed = match self.client.push(&token, &changes).await {
+            let in_flight: HashSet<ChangeId> = changes.iter().map(|c| c.id).collect();
+            let previous = settle.take();
+            let local = self.with_store(move |s| {
+                if let Some(previous) = previous {
+                    previous.store(s)?;
+                }
+                let rows = s.pending_changes(batch + in_flight.len())?;
+                Ok(rows
+                    .into_iter()
+                    .filter(|c| !in_flight.contains(&c.id))
+                    .take(batch)
+                    .collect::<Vec<_>>())
+            });
+            let (pushed, following) = tokio::join!(self.client.push(&token, &changes), local);
+            let following = following?;
+            let pushed = match pushed {
                 Ok(ok) => ok,
                 // An access token the server no longer accepts — expired, or signed with the key of a
                 // server process that has since restarted without a shared key — is replaced from the
@@ -451,6 +503,7 @@ impl SyncEngine {
                 Err(e) if !refreshed && access_token_rejected(&e) => {
                     refreshed = true;
                     token = self.access_token(true).await?;
+                    next = Some(changes);
                     continue;
                 }
                 Err(e) => return Err(classify(e)),
@@ -459,7 +512,7 @@ impl SyncEngine {
             report.push_batches += 1;
             report.bytes_sent += transfer.sent_bytes;
             report.bytes_received += transfer.received_bytes;
-            match outcome {
+            settle = Some(match outcome {
                 PushOutcome::Applied(response) => {
                     for r in &response.receipts {
                         match r.status {
@@ -468,18 +521,18 @@ impl SyncEngine {
                             sync_protocol::ReceiptStatus::Refused => report.refused += 1,
                         }
                     }
-                    let hlc = response.server_hlc;
-                    self.with_store(move |s| s.apply_receipts(&response.receipts, Some(hlc)))
-                        .await?;
+                    Settle::Applied(response.receipts, response.server_hlc)
                 }
                 PushOutcome::Refused(refused) => {
                     // The batch was rolled back: the refused changes go to the inbox, the rest stay
-                    // pending and go again in the next round of this loop.
+                    // pending and are read again once this settles.
                     report.refused += refused.refused.len() as u64;
-                    self.with_store(move |s| s.apply_receipts(&refused.refused, None))
-                        .await?;
+                    Settle::Refused(refused.refused)
                 }
-            }
+            });
+            // With nothing read ahead, the next round settles this batch first and reads afresh (which
+            // also picks up what a refused batch left pending).
+            next = Some(following).filter(|f| !f.is_empty());
             let done = report.pushed + report.duplicates + report.refused;
             let elapsed = started.elapsed().as_millis() as u64;
             self.update(|s| {

@@ -44,9 +44,7 @@ pub use lifecycle::{
     DEFAULT_GRACE_MS, LifecycleError, LifecycleLogEntry, TenantLifecycle, parse_plan,
     provision_tenant,
 };
-pub use pool::{
-    AppPool, ControlPool, PoolSettings, PoolStats, check_app_role, migrations_current,
-};
-pub use sync::{Cursor, PullScope, PushContext, PushOutcome};
+pub use pool::{AppPool, ControlPool, PoolSettings, PoolStats, check_app_role, migrations_current};
+pub use sync::{Cursor, PullPageWire, PullScope, PulledChangeWire, PushContext, PushOutcome};
 pub use system_health::{SystemHealth, TenantHealth, system_health};
 pub use tx::{ControlTx, TenantTx};

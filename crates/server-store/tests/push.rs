@@ -54,18 +54,78 @@ async fn replaying_every_kind_of_push_is_a_duplicate_and_applies_nothing_twice()
     assert_eq!(count(&mut tx, "journey_touches").await, 2);
     assert_eq!(count(&mut tx, "outcomes").await, 1);
     assert_eq!(count(&mut tx, "policy_decisions").await, 1);
-    assert_eq!(count(&mut tx, "applied_changes").await, 5);
+    // Each accepted append-only change is remembered by its own feed row (keyed by the change id);
+    // only the merge of the property, which has no feed row of its own, is in the ledger.
+    assert_eq!(count(&mut tx, "applied_changes").await, 1);
     assert_eq!(
         count(&mut tx, "change_log").await,
         feed_after_first + 1,
         "replays add nothing to the feed"
     );
+    let feed_ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM change_log")
+        .fetch_all(tx.connection())
+        .await
+        .unwrap();
+    for change in &batch[..3] {
+        assert!(feed_ids.contains(&change.id.0), "{:?}", change.entity);
+    }
+    let ledger: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT change_id FROM applied_changes")
+        .fetch_all(tx.connection())
+        .await
+        .unwrap();
+    assert_eq!(ledger, vec![batch[3].id.0]);
     let status: String = sqlx::query_scalar("SELECT status FROM properties WHERE id = $1")
         .bind(t.properties[0].0)
         .fetch_one(tx.connection())
         .await
         .unwrap();
     assert_eq!(status, "inspected");
+    drop(tx);
+    h.teardown().await;
+}
+
+#[tokio::test]
+async fn changes_that_leave_no_feed_row_of_their_own_are_still_never_applied_twice() {
+    let h = setup().await;
+    let t = provision(&h, "acme", 2).await;
+    // Two changes of one record in one batch: one feed row (the first change's), the second in the ledger.
+    let touch = t.touch(0, "twice in one batch");
+    let (first, second) = (t.touch_change(&touch), t.touch_change(&touch));
+    // Two merges of one property in one batch fold into one feed row; both change ids are remembered.
+    let (merge_a, merge_b) = (
+        t.status_change(1, PropertyStatus::Inspected, 7),
+        t.status_change(1, PropertyStatus::InProgress, 8),
+    );
+    let batch = [
+        first.clone(),
+        second.clone(),
+        merge_a.clone(),
+        merge_b.clone(),
+    ];
+    assert_eq!(
+        statuses(&push(&h, &t, Role::FieldUser, &batch).await),
+        vec![ReceiptStatus::Accepted; 4]
+    );
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    let feed_before = count(&mut tx, "change_log").await;
+    assert_eq!(count(&mut tx, "journey_touches").await, 1);
+    assert_eq!(count(&mut tx, "applied_changes").await, 3);
+    drop(tx);
+    // Every one of them, replayed alone or together, is a duplicate and writes nothing.
+    for change in &batch {
+        assert_eq!(
+            statuses(&push(&h, &t, Role::FieldUser, std::slice::from_ref(change)).await),
+            vec![ReceiptStatus::Duplicate]
+        );
+    }
+    assert_eq!(
+        statuses(&push(&h, &t, Role::FieldUser, &batch).await),
+        vec![ReceiptStatus::Duplicate; 4]
+    );
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    assert_eq!(count(&mut tx, "change_log").await, feed_before);
+    assert_eq!(count(&mut tx, "applied_changes").await, 3);
+    assert_eq!(count(&mut tx, "journey_touches").await, 1);
     drop(tx);
     h.teardown().await;
 }
@@ -85,7 +145,18 @@ async fn the_same_record_under_a_new_change_id_is_inserted_once() {
     );
     let mut tx = h.app.begin_tenant(t.id).await.unwrap();
     assert_eq!(count(&mut tx, "journey_touches").await, 1);
+    // The second change id left no feed row, so the ledger holds it: its replay is a duplicate.
+    assert_eq!(count(&mut tx, "applied_changes").await, 1);
     drop(tx);
+    let again = t.touch_change(&touch);
+    assert_eq!(
+        statuses(&push(&h, &t, Role::FieldUser, std::slice::from_ref(&again)).await),
+        vec![ReceiptStatus::Accepted]
+    );
+    assert_eq!(
+        statuses(&push(&h, &t, Role::FieldUser, &[again]).await),
+        vec![ReceiptStatus::Duplicate]
+    );
     h.teardown().await;
 }
 

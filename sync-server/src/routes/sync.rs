@@ -7,10 +7,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::{Hlc, PropertyId, Role, Timestamp};
-use server_store::{PullScope, PushContext, PushOutcome};
+use server_store::{PullPageWire, PullScope, PushContext, PushOutcome};
 use sync_protocol::{
-    Entity, ErrorCode, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PullPage, PullRequest, PushRequest,
-    PushResponse, ReceiptStatus, RefusedBatch,
+    Entity, ErrorCode, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PullRequest, PushRequest, PushResponse,
+    ReceiptStatus, RefusedBatch,
 };
 
 use crate::auth::identity::Identity;
@@ -169,7 +169,7 @@ pub async fn pull(
     State(state): State<AppState>,
     identity: Identity,
     ApiJson(request): ApiJson<PullRequest>,
-) -> Result<Json<PullPage>, ApiError> {
+) -> Result<Json<PullPageWire>, ApiError> {
     let limit = request
         .limit
         .unwrap_or(MAX_PULL_LIMIT)
@@ -180,7 +180,9 @@ pub async fn pull(
         user_id: identity.0.user_id,
         crew_id: identity.0.crew_id,
     };
-    let page = tx.pull(&scope, request.cursor.as_deref(), limit).await?;
+    let page = tx
+        .pull_wire(&scope, request.cursor.as_deref(), limit)
+        .await?;
     tx.commit().await?;
     Metrics::add(&state.metrics.rows_pulled, page.changes.len() as u64);
     Ok(Json(page))

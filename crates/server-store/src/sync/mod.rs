@@ -7,5 +7,5 @@ mod pull;
 mod push;
 mod writers;
 
-pub use pull::{Cursor, PullScope};
+pub use pull::{Cursor, PullPageWire, PullScope, PulledChangeWire};
 pub use push::{PushContext, PushOutcome};

@@ -37,7 +37,9 @@
 //! away from a crew is not retracted from that crew's laptops (a known simplification).
 
 use domain::{CrewId, Role, UserId};
+use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sync_protocol::{ChangeOp, Entity, FieldClocks, MAX_PULL_LIMIT, PullPage, PulledChange};
 use uuid::Uuid;
 
@@ -103,9 +105,69 @@ type FeedRow = (
     Option<String>,
     Option<Uuid>,
     Option<String>,
-    Option<Value>,
-    Option<Value>,
+    Option<String>,
+    Option<String>,
 );
+
+/// A pull page as the server sends it: the same JSON as [`PullPage`], but each record and its field
+/// clocks stay the JSON text PostgreSQL produced, so the server neither parses nor rebuilds them on the
+/// way out (for a busy pull that was most of the server's own work).
+#[derive(Debug, Serialize)]
+pub struct PullPageWire {
+    pub changes: Vec<PulledChangeWire>,
+    pub next_cursor: String,
+    pub has_more: bool,
+    pub watermark: i64,
+}
+
+/// One row of a [`PullPageWire`]; serialises exactly as [`PulledChange`].
+#[derive(Debug, Serialize)]
+pub struct PulledChangeWire {
+    pub entity: Entity,
+    pub entity_id: Uuid,
+    pub op: ChangeOp,
+    pub record: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_clocks: Option<Box<RawValue>>,
+}
+
+impl PullPageWire {
+    /// The typed page (records parsed), as laptops read it.
+    pub fn into_page(self) -> Result<PullPage, StoreError> {
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|c| {
+                let record: Value = serde_json::from_str(c.record.get())
+                    .map_err(|e| StoreError::Corrupt(format!("change_log.record: {e}")))?;
+                let field_clocks = c
+                    .field_clocks
+                    .map(|v| serde_json::from_str::<FieldClocks>(v.get()))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("change_log.field_clocks: {e}")))?;
+                Ok(PulledChange {
+                    entity: c.entity,
+                    entity_id: c.entity_id,
+                    op: c.op,
+                    record,
+                    field_clocks,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(PullPage {
+            changes,
+            next_cursor: self.next_cursor,
+            has_more: self.has_more,
+            watermark: self.watermark,
+        })
+    }
+}
+
+/// JSON text from PostgreSQL as a raw value; a database NULL (a tombstone's record) is JSON null.
+fn raw_json(text: Option<String>, column: &str) -> Result<Box<RawValue>, StoreError> {
+    RawValue::from_string(text.unwrap_or_else(|| "null".to_owned()))
+        .map_err(|e| StoreError::Corrupt(format!("change_log.{column}: {e}")))
+}
 
 impl TenantTx {
     /// The next page of the feed after `cursor` (None: from the start), at most `limit` rows (clamped to
@@ -116,6 +178,16 @@ impl TenantTx {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<PullPage, StoreError> {
+        self.pull_wire(scope, cursor, limit).await?.into_page()
+    }
+
+    /// [`TenantTx::pull`] with the records left as the JSON text PostgreSQL produced, for sending on.
+    pub async fn pull_wire(
+        &mut self,
+        scope: &PullScope,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<PullPageWire, StoreError> {
         let after = match cursor {
             None => Cursor::START,
             Some(text) => Cursor::decode(text)?,
@@ -124,7 +196,7 @@ impl TenantTx {
         // The horizon and the rows come from the same statement, so from the same snapshot.
         let rows: Vec<FeedRow> = sqlx::query_as(
             "WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-             SELECT horizon.xmin::text::int8, c.txid, c.id, c.entity, c.entity_id, c.op, c.record, c.field_clocks
+             SELECT horizon.xmin::text::int8, c.txid, c.id, c.entity, c.entity_id, c.op, c.record::text, c.field_clocks::text
                FROM horizon LEFT JOIN LATERAL (
                     SELECT l.txid::text::int8 AS txid, l.id, l.entity, l.entity_id, l.op, l.record, l.field_clocks
                       FROM change_log l
@@ -164,15 +236,14 @@ impl TenantTx {
             let op = ChangeOp::parse(&op)
                 .ok_or_else(|| StoreError::Corrupt(format!("change_log.op '{op}'")))?;
             let field_clocks = field_clocks
-                .filter(|v| !v.is_null())
-                .map(serde_json::from_value::<FieldClocks>)
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("change_log.field_clocks: {e}")))?;
-            changes.push(PulledChange {
+                .filter(|v| v != "null")
+                .map(|v| raw_json(Some(v), "field_clocks"))
+                .transpose()?;
+            changes.push(PulledChangeWire {
                 entity,
                 entity_id,
                 op,
-                record: record.unwrap_or(Value::Null),
+                record: raw_json(record, "record")?,
                 field_clocks,
             });
             last = Some(Cursor { txid, id });
@@ -189,7 +260,7 @@ impl TenantTx {
                 (edge.max(after).max(last.unwrap_or(Cursor::START)), horizon)
             }
         };
-        Ok(PullPage {
+        Ok(PullPageWire {
             changes,
             next_cursor: next.encode(),
             has_more,

@@ -1,10 +1,21 @@
 //! Applying one pushed batch, all or nothing, exactly once.
 //!
-//! Round trips per batch, whatever its size: one lookup of already-applied change ids, one lookup of the
-//! referenced properties and storms, one load per mutable table touched, then one idempotency insert for
-//! the whole batch, one insert per append-only entity (`INSERT … SELECT FROM UNNEST(arrays)`, which also
-//! appends to the pull feed in the same statement) and one insert/update per mutable table. Every check
-//! runs before the first write, so a refused batch leaves the transaction untouched.
+//! Round trips per batch, whatever its size: one lookup that answers both "which change ids were
+//! applied before" and "do the referenced properties and storms exist", one load per mutable table
+//! touched, one insert per append-only entity (`INSERT … SELECT FROM UNNEST(arrays)`, which also appends
+//! to the pull feed in the same statement) and one insert/update per mutable table, plus one ledger
+//! insert only when some change left no feed row of its own. Every check runs before the first write, so
+//! a refused batch leaves the transaction untouched.
+//!
+//! # Where a change id is remembered
+//!
+//! A pushed append-only record (touch, outcome, decision) gets exactly one pull-feed row, and that row's
+//! id *is* the change id: the feed's primary key `(tenant_id, id)` is then the idempotency ledger of the
+//! bulk of all pushes, at no extra row or index. Changes that leave no feed row of their own — merges of
+//! mutable records (several changes may fold into one feed row, or none when they lose the merge) and
+//! append-only records that already existed under another change id — are written to `applied_changes`
+//! as before. "Seen before" is therefore a lookup in both tables; a change id is never in neither once
+//! its batch committed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +30,6 @@ use sync_protocol::{
 };
 use uuid::Uuid;
 
-use super::changelog::change_log_tail;
 use super::mutable::{
     MutablePlan, MutableTable, MutableWrite, MutableWriteError, execute_plan, mutable_table,
     plan_writes,
@@ -55,11 +65,13 @@ enum AppendRecord {
     Decision(PolicyDecision),
 }
 
+/// The decoded, checked writes of a batch. Append-only records carry their change's index, so the feed
+/// row can take the change id.
 #[derive(Default)]
 struct Plan {
-    touches: Vec<JourneyTouch>,
-    outcomes: Vec<Outcome>,
-    decisions: Vec<PolicyDecision>,
+    touches: Vec<(usize, JourneyTouch)>,
+    outcomes: Vec<(usize, Outcome)>,
+    decisions: Vec<(usize, PolicyDecision)>,
     mutable: HashMap<Entity, Vec<MutableWrite>>,
     /// (change index, property id, storm id the record claims, if any)
     property_refs: Vec<(usize, Uuid, Option<Uuid>)>,
@@ -189,19 +201,19 @@ fn check_change(
                     plan.property_refs
                         .push((index, t.property_id.0, Some(t.storm_id.0)));
                     plan.storm_refs.push((index, t.storm_id.0));
-                    plan.touches.push(t);
+                    plan.touches.push((index, t));
                 }
                 AppendRecord::Outcome(o) => {
                     plan.property_refs
                         .push((index, o.property_id.0, Some(o.storm_id.0)));
                     plan.storm_refs.push((index, o.storm_id.0));
-                    plan.outcomes.push(o);
+                    plan.outcomes.push((index, o));
                 }
                 AppendRecord::Decision(d) => {
                     plan.property_refs
                         .push((index, d.property_id.0, Some(d.storm_id.0)));
                     plan.storm_refs.push((index, d.storm_id.0));
-                    plan.decisions.push(d);
+                    plan.decisions.push((index, d));
                 }
             }
             Ok(())
@@ -351,6 +363,99 @@ fn mutable_refusal(change: &Change, error: MutableWriteError) -> Receipt {
     }
 }
 
+/// What the batch's one lookup found: change ids applied before, and the referenced records that exist.
+#[derive(Default)]
+struct Known {
+    seen: HashSet<Uuid>,
+    /// Property id → its storm.
+    properties: HashMap<Uuid, Option<Uuid>>,
+    storms: HashSet<Uuid>,
+}
+
+/// One append-only entity's insert: its table, columns and the UNNEST types of the bound arrays (after
+/// the change ids and before the scope parameters).
+struct AppendInsert {
+    entity: Entity,
+    table: &'static str,
+    columns: &'static str,
+    types: &'static [&'static str],
+}
+
+const TOUCH_INSERT: AppendInsert = AppendInsert {
+    entity: Entity::JourneyTouch,
+    table: "journey_touches",
+    columns: "id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at",
+    types: &[
+        "uuid", "uuid", "uuid", "uuid", "uuid", "text", "text", "text", "int8",
+    ],
+};
+
+const OUTCOME_INSERT: AppendInsert = AppendInsert {
+    entity: Entity::Outcome,
+    table: "outcomes",
+    columns: "id, property_id, storm_id, converted, contract_value, occurred_at",
+    types: &["uuid", "uuid", "uuid", "bool", "int8", "int8"],
+};
+
+const DECISION_INSERT: AppendInsert = AppendInsert {
+    entity: Entity::PolicyDecision,
+    table: "policy_decisions",
+    columns: "id, property_id, storm_id, decision, mode, uplift_score, model_version, reason, is_override, decided_by, decided_at",
+    types: &[
+        "uuid", "uuid", "uuid", "text", "text", "float8", "text", "text", "bool", "uuid", "int8",
+    ],
+};
+
+impl AppendInsert {
+    /// `$1` tenant, `$2` change ids, then one array per column, then the scope crew and user. Records
+    /// already present are skipped (`ON CONFLICT DO NOTHING`); each inserted record gets one feed row
+    /// whose id is its change id, in the same statement.
+    fn sql(&self) -> String {
+        let arrays: Vec<String> = self
+            .types
+            .iter()
+            .enumerate()
+            .map(|(n, t)| format!("${}::{t}[]", n + 3))
+            .collect();
+        let crew = self.types.len() + 3;
+        format!(
+            "WITH input AS MATERIALIZED (SELECT * FROM UNNEST($2::uuid[], {arrays}) AS u(change_id, {columns})),
+                  w AS (INSERT INTO {table} (tenant_id, {columns})
+                        SELECT $1, {columns} FROM input
+                        ON CONFLICT (tenant_id, id) DO NOTHING
+                        RETURNING *)
+             INSERT INTO change_log (tenant_id, id, entity, entity_id, op, record, field_clocks, scope_crew, scope_user)
+             SELECT w.tenant_id, input.change_id, '{entity}', w.id, 'insert', to_jsonb(w) - 'tenant_id', NULL,
+                    ${crew}::uuid, ${user}::uuid
+               FROM w JOIN input ON input.id = w.id",
+            entity = self.entity.as_str(),
+            user = crew + 1,
+            arrays = arrays.join(", "),
+            columns = self.columns,
+            table = self.table,
+        )
+    }
+}
+
+/// Keeps the first change of each record id; a later change of the same record in the batch is
+/// returned apart (it leaves no feed row, so it goes to the ledger).
+fn first_per_record<T>(
+    rows: &[(usize, T)],
+    id_of: impl Fn(&T) -> Uuid,
+) -> (Vec<&(usize, T)>, Vec<usize>) {
+    let mut ids = HashSet::with_capacity(rows.len());
+    let mut first = Vec::with_capacity(rows.len());
+    let mut repeated = Vec::new();
+    for row in rows {
+        if ids.insert(id_of(&row.1)) {
+            first.push(row);
+        } else {
+            repeated.push(row.0);
+        }
+    }
+    (first, repeated)
+}
+
 impl TenantTx {
     /// Applies one pushed batch in this transaction. See [`PushOutcome`] for what the caller does next.
     ///
@@ -372,36 +477,40 @@ impl TenantTx {
         }
         let tenant = self.tenant_id;
         let now = Timestamp(ctx.now_ms);
-        let ids: Vec<Uuid> = changes.iter().map(|c| c.id.0).collect();
-        let seen: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT change_id FROM applied_changes WHERE tenant_id = $1 AND change_id = ANY($2)",
-        )
-        .bind(tenant.0)
-        .bind(&ids)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        let mut seen: HashSet<Uuid> = seen.into_iter().collect();
+
+        // Decode and check every change before the lookup, so one round trip answers both questions;
+        // what belongs to a duplicate is dropped once the lookup says which changes are new.
+        let mut plan = Plan::default();
+        let mut checks: Vec<Option<Receipt>> = Vec::with_capacity(changes.len());
+        for (i, change) in changes.iter().enumerate() {
+            checks.push(check_change(change, i, ctx, &mut plan).err());
+        }
+        let known = self.lookup(changes, &plan).await?;
 
         // Which changes are new; a change id repeated inside the batch counts once.
-        let mut fresh = vec![false; changes.len()];
-        for (i, change) in changes.iter().enumerate() {
-            fresh[i] = seen.insert(change.id.0);
+        let mut seen = known.seen.clone();
+        let fresh: Vec<bool> = changes.iter().map(|c| seen.insert(c.id.0)).collect();
+        plan.touches.retain(|(i, _)| fresh[*i]);
+        plan.outcomes.retain(|(i, _)| fresh[*i]);
+        plan.decisions.retain(|(i, _)| fresh[*i]);
+        plan.property_refs.retain(|(i, _, _)| fresh[*i]);
+        plan.storm_refs.retain(|(i, _)| fresh[*i]);
+        for writes in plan.mutable.values_mut() {
+            writes.retain(|w| fresh[w.index]);
         }
+        let mut refused: Vec<(usize, Receipt)> = checks
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| fresh[*i])
+            .filter_map(|(i, r)| r.map(|r| (i, r)))
+            .collect();
 
-        let mut plan = Plan::default();
-        let mut refused: Vec<(usize, Receipt)> = Vec::new();
-        for (i, change) in changes.iter().enumerate().filter(|(i, _)| fresh[*i]) {
-            if let Err(receipt) = check_change(change, i, ctx, &mut plan) {
-                refused.push((i, receipt));
-            }
-        }
-
-        self.check_references(changes, &plan, &mut refused).await?;
+        check_references(changes, &plan, known, &mut refused);
 
         let mut mutable_plans: Vec<MutablePlan> = Vec::new();
         // Storms before properties before territories: a batch may create a storm and its properties.
         for entity in [Entity::Storm, Entity::Property, Entity::Territory] {
-            let Some(writes) = plan.mutable.get(&entity) else {
+            let Some(writes) = plan.mutable.get(&entity).filter(|w| !w.is_empty()) else {
                 continue;
             };
             let Some(table) = mutable_table(entity) else {
@@ -421,13 +530,17 @@ impl TenantTx {
             ));
         }
 
-        self.record_applied(changes, &fresh, now).await?;
+        // Changes that leave no feed row of their own go to the ledger: every mutable change …
+        let mut ledger: Vec<usize> = plan.mutable.values().flatten().map(|w| w.index).collect();
         for mplan in mutable_plans.into_iter().filter(|p| !p.is_empty()) {
             execute_plan(&mut self.tx, mplan).await?;
         }
-        self.insert_touches(&plan.touches, ctx).await?;
-        self.insert_outcomes(&plan.outcomes, ctx).await?;
-        self.insert_decisions(&plan.decisions, ctx).await?;
+        // … and every append-only change whose record already existed.
+        ledger.extend(self.insert_touches(changes, &plan.touches, ctx).await?);
+        ledger.extend(self.insert_outcomes(changes, &plan.outcomes, ctx).await?);
+        ledger.extend(self.insert_decisions(changes, &plan.decisions, ctx).await?);
+        ledger.sort_unstable();
+        self.record_applied(changes, &ledger, now).await?;
 
         Ok(PushOutcome::Applied(
             changes
@@ -444,133 +557,61 @@ impl TenantTx {
         ))
     }
 
-    /// One query for every property and storm the batch references. Records created by this batch
-    /// count as present. A missing one is refused without saying whether it exists in another tenant.
-    async fn check_references(
-        &mut self,
-        changes: &[Change],
-        plan: &Plan,
-        refused: &mut Vec<(usize, Receipt)>,
-    ) -> Result<(), StoreError> {
-        if plan.property_refs.is_empty() && plan.storm_refs.is_empty() {
-            return Ok(());
-        }
-        let property_ids: Vec<Uuid> = plan.property_refs.iter().map(|(_, p, _)| *p).collect();
-        let storm_ids: Vec<Uuid> = plan.storm_refs.iter().map(|(_, s)| *s).collect();
-        let rows: Vec<(String, Uuid, Option<Uuid>)> = sqlx::query_as(
-            "SELECT 'property', id, storm_id FROM properties WHERE tenant_id = $1 AND id = ANY($2)
+    /// One statement: the batch's change ids already applied (in the feed or the ledger), and the
+    /// referenced properties and storms that exist in this tenant.
+    async fn lookup(&mut self, changes: &[Change], plan: &Plan) -> Result<Known, StoreError> {
+        let ids: Vec<Uuid> = changes.iter().map(|c| c.id.0).collect();
+        let mut property_ids: Vec<Uuid> = plan.property_refs.iter().map(|(_, p, _)| *p).collect();
+        property_ids.sort_unstable();
+        property_ids.dedup();
+        let mut storm_ids: Vec<Uuid> = plan.storm_refs.iter().map(|(_, s)| *s).collect();
+        storm_ids.sort_unstable();
+        storm_ids.dedup();
+        let rows: Vec<(i16, Uuid, Option<Uuid>)> = sqlx::query_as(
+            "SELECT 0::int2, id, NULL::uuid FROM change_log WHERE tenant_id = $1 AND id = ANY($2)
              UNION ALL
-             SELECT 'storm', id, NULL FROM storms WHERE tenant_id = $1 AND id = ANY($3)",
+             SELECT 0::int2, change_id, NULL FROM applied_changes WHERE tenant_id = $1 AND change_id = ANY($2)
+             UNION ALL
+             SELECT 1::int2, id, storm_id FROM properties WHERE tenant_id = $1 AND id = ANY($3)
+             UNION ALL
+             SELECT 2::int2, id, NULL FROM storms WHERE tenant_id = $1 AND id = ANY($4)",
         )
         .bind(self.tenant_id.0)
+        .bind(&ids)
         .bind(&property_ids)
         .bind(&storm_ids)
         .fetch_all(&mut *self.tx)
         .await?;
-        let mut properties: HashMap<Uuid, Option<Uuid>> = HashMap::new();
-        let mut storms: HashSet<Uuid> = HashSet::new();
+        let mut known = Known::default();
         for (kind, id, storm) in rows {
-            if kind == "property" {
-                properties.insert(id, storm);
-            } else {
-                storms.insert(id);
-            }
-        }
-        // Created in this batch (only admins create): the merge path validates their own references.
-        for write in plan
-            .mutable
-            .get(&Entity::Storm)
-            .into_iter()
-            .flatten()
-            .filter(|w| w.may_create)
-        {
-            storms.insert(write.id);
-        }
-        for write in plan
-            .mutable
-            .get(&Entity::Property)
-            .into_iter()
-            .flatten()
-            .filter(|w| w.may_create)
-        {
-            let storm = write
-                .fields
-                .get("storm_id")
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok());
-            properties.entry(write.id).or_insert(storm);
-        }
-        let already: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
-        let mut reported: HashSet<usize> = HashSet::new();
-        for (i, property, claimed_storm) in &plan.property_refs {
-            if already.contains(i) {
-                continue;
-            }
-            match properties.get(property) {
-                None => {
-                    reported.insert(*i);
-                    refused.push((
-                        *i,
-                        refuse(
-                            &changes[*i],
-                            ErrorCode::ForeignReference,
-                            format!("property_id: property {property} does not exist"),
-                        ),
-                    ));
+            match kind {
+                0 => {
+                    known.seen.insert(id);
                 }
-                // An unknown storm is reported below as a foreign reference, not as a mismatch.
-                Some(actual)
-                    if claimed_storm.is_some_and(|s| storms.contains(&s))
-                        && actual.is_some()
-                        && actual != claimed_storm =>
-                {
-                    reported.insert(*i);
-                    refused.push((
-                        *i,
-                        refuse(
-                            &changes[*i],
-                            ErrorCode::ValidationFailed,
-                            "storm_id: the property belongs to another storm",
-                        ),
-                    ));
+                1 => {
+                    known.properties.insert(id, storm);
                 }
-                Some(_) => {}
+                _ => {
+                    known.storms.insert(id);
+                }
             }
         }
-        for (i, storm) in &plan.storm_refs {
-            if already.contains(i) || reported.contains(i) || storms.contains(storm) {
-                continue;
-            }
-            reported.insert(*i);
-            refused.push((
-                *i,
-                refuse(
-                    &changes[*i],
-                    ErrorCode::ForeignReference,
-                    format!("storm_id: storm {storm} does not exist"),
-                ),
-            ));
-        }
-        Ok(())
+        Ok(known)
     }
 
-    /// The idempotency ledger: one insert for the whole batch. If a concurrent push of the same change
-    /// ids won the race, this transaction must not apply them again: it fails with a retryable conflict.
+    /// The ledger for changes that left no feed row of their own. If a concurrent push of the same
+    /// change ids won the race, this transaction must not apply them again: it fails with a retryable
+    /// conflict.
     async fn record_applied(
         &mut self,
         changes: &[Change],
-        fresh: &[bool],
+        indices: &[usize],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let new: Vec<&Change> = changes
-            .iter()
-            .zip(fresh)
-            .filter(|(_, f)| **f)
-            .map(|(c, _)| c)
-            .collect();
-        if new.is_empty() {
+        if indices.is_empty() {
             return Ok(());
         }
+        let new: Vec<&Change> = indices.iter().map(|i| &changes[*i]).collect();
         let ids: Vec<Uuid> = new.iter().map(|c| c.id.0).collect();
         let devices: Vec<Uuid> = new.iter().map(|c| c.device_id.0).collect();
         let hlcs: Vec<String> = new.iter().map(|c| c.hlc.to_string()).collect();
@@ -590,121 +631,326 @@ impl TenantTx {
         .fetch_all(&mut *self.tx)
         .await?;
         if inserted.len() != ids.len() {
-            return Err(StoreError::Conflict(
-                "a concurrent push applied some of these changes first; push the batch again"
-                    .into(),
-            ));
+            return Err(concurrent_push());
         }
         Ok(())
+    }
+
+    /// Runs one append-only insert of `rows` (the first change of each record) and returns the indices
+    /// of the changes that left no feed row: records that existed before (they go to the ledger). A
+    /// change whose id reached the feed through a concurrent push meanwhile is a conflict.
+    async fn insert_append(
+        &mut self,
+        changes: &[Change],
+        rows: &[usize],
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<usize>, StoreError> {
+        let written = query.execute(&mut *self.tx).await?.rows_affected();
+        if written == rows.len() as u64 {
+            return Ok(Vec::new());
+        }
+        // Rare: some records were present already. Which changes got a feed row in this transaction,
+        // and which ids another transaction wrote meanwhile?
+        let ids: Vec<Uuid> = rows.iter().map(|i| changes[*i].id.0).collect();
+        let present: Vec<(Uuid, bool)> = sqlx::query_as(
+            "SELECT id, txid = pg_current_xact_id() FROM change_log WHERE tenant_id = $1 AND id = ANY($2)",
+        )
+        .bind(self.tenant_id.0)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if present.iter().any(|(_, mine)| !mine) {
+            return Err(concurrent_push());
+        }
+        let mine: HashSet<Uuid> = present.into_iter().map(|(id, _)| id).collect();
+        Ok(rows
+            .iter()
+            .copied()
+            .filter(|i| !mine.contains(&changes[*i].id.0))
+            .collect())
     }
 
     async fn insert_touches(
         &mut self,
-        rows: &[JourneyTouch],
+        changes: &[Change],
+        rows: &[(usize, JourneyTouch)],
         ctx: &PushContext,
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
+    ) -> Result<Vec<usize>, StoreError> {
+        let (first, mut repeated) = first_per_record(rows, |r| r.id.0);
+        if first.is_empty() {
+            return Ok(repeated);
         }
-        let sql = format!(
-            "WITH w AS (
-                INSERT INTO journey_touches (tenant_id, id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
-                SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::int8[])
-                ON CONFLICT (tenant_id, id) DO NOTHING
-                RETURNING *)
-             {}",
-            change_log_tail("journey_touch", "w.id", "to_jsonb(w) - 'tenant_id'", "NULL::jsonb", "$11::uuid", "$12::uuid")
-        );
-        sqlx::query(&sql)
+        let sql = TOUCH_INSERT.sql();
+        let query = sqlx::query(&sql)
             .bind(self.tenant_id.0)
-            .bind(rows.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.property_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.storm_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.user_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.device_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.channel.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.result.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.notes.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.occurred_at.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(i, _)| changes[*i].id.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(first.iter().map(|(_, r)| r.id.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.property_id.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(first.iter().map(|(_, r)| r.storm_id.0).collect::<Vec<_>>())
+            .bind(first.iter().map(|(_, r)| r.user_id.0).collect::<Vec<_>>())
+            .bind(first.iter().map(|(_, r)| r.device_id.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.channel.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.result.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.notes.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.occurred_at.0)
+                    .collect::<Vec<_>>(),
+            )
             .bind(ctx.crew_id.map(|c| c.0))
-            .bind(ctx.user_id.0)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+            .bind(ctx.user_id.0);
+        let indices: Vec<usize> = first.iter().map(|(i, _)| *i).collect();
+        repeated.extend(self.insert_append(changes, &indices, query).await?);
+        Ok(repeated)
     }
 
     async fn insert_outcomes(
         &mut self,
-        rows: &[Outcome],
+        changes: &[Change],
+        rows: &[(usize, Outcome)],
         ctx: &PushContext,
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
+    ) -> Result<Vec<usize>, StoreError> {
+        let (first, mut repeated) = first_per_record(rows, |r| r.id.0);
+        if first.is_empty() {
+            return Ok(repeated);
         }
-        let sql = format!(
-            "WITH w AS (
-                INSERT INTO outcomes (tenant_id, id, property_id, storm_id, converted, contract_value, occurred_at)
-                SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::bool[], $6::int8[], $7::int8[])
-                ON CONFLICT (tenant_id, id) DO NOTHING
-                RETURNING *)
-             {}",
-            change_log_tail("outcome", "w.id", "to_jsonb(w) - 'tenant_id'", "NULL::jsonb", "$8::uuid", "$9::uuid")
-        );
-        sqlx::query(&sql)
+        let sql = OUTCOME_INSERT.sql();
+        let query = sqlx::query(&sql)
             .bind(self.tenant_id.0)
-            .bind(rows.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.property_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.storm_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.converted).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.contract_value.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.occurred_at.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(i, _)| changes[*i].id.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(first.iter().map(|(_, r)| r.id.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.property_id.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(first.iter().map(|(_, r)| r.storm_id.0).collect::<Vec<_>>())
+            .bind(first.iter().map(|(_, r)| r.converted).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.contract_value.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.occurred_at.0)
+                    .collect::<Vec<_>>(),
+            )
             .bind(ctx.crew_id.map(|c| c.0))
-            .bind(ctx.user_id.0)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+            .bind(ctx.user_id.0);
+        let indices: Vec<usize> = first.iter().map(|(i, _)| *i).collect();
+        repeated.extend(self.insert_append(changes, &indices, query).await?);
+        Ok(repeated)
     }
 
     async fn insert_decisions(
         &mut self,
-        rows: &[PolicyDecision],
+        changes: &[Change],
+        rows: &[(usize, PolicyDecision)],
         ctx: &PushContext,
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
+    ) -> Result<Vec<usize>, StoreError> {
+        let (first, mut repeated) = first_per_record(rows, |r| r.id.0);
+        if first.is_empty() {
+            return Ok(repeated);
         }
-        let sql = format!(
-            "WITH w AS (
-                INSERT INTO policy_decisions (tenant_id, id, property_id, storm_id, decision, mode, uplift_score, model_version,
-                                              reason, is_override, decided_by, decided_at)
-                SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::float8[], $8::text[],
-                                         $9::text[], $10::bool[], $11::uuid[], $12::int8[])
-                ON CONFLICT (tenant_id, id) DO NOTHING
-                RETURNING *)
-             {}",
-            change_log_tail("policy_decision", "w.id", "to_jsonb(w) - 'tenant_id'", "NULL::jsonb", "$13::uuid", "$14::uuid")
-        );
-        sqlx::query(&sql)
+        let sql = DECISION_INSERT.sql();
+        let query = sqlx::query(&sql)
             .bind(self.tenant_id.0)
-            .bind(rows.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.property_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.storm_id.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.decision.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.mode.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.uplift_score).collect::<Vec<_>>())
             .bind(
-                rows.iter()
-                    .map(|r| r.model_version.clone())
+                first
+                    .iter()
+                    .map(|(i, _)| changes[*i].id.0)
                     .collect::<Vec<_>>(),
             )
-            .bind(rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.is_override).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.decided_by.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.decided_at.0).collect::<Vec<_>>())
+            .bind(first.iter().map(|(_, r)| r.id.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.property_id.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(first.iter().map(|(_, r)| r.storm_id.0).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.decision.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.mode.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.uplift_score)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.model_version.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.reason.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(first.iter().map(|(_, r)| r.is_override).collect::<Vec<_>>())
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.decided_by.0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                first
+                    .iter()
+                    .map(|(_, r)| r.decided_at.0)
+                    .collect::<Vec<_>>(),
+            )
             .bind(ctx.crew_id.map(|c| c.0))
-            .bind(ctx.user_id.0)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+            .bind(ctx.user_id.0);
+        let indices: Vec<usize> = first.iter().map(|(i, _)| *i).collect();
+        repeated.extend(self.insert_append(changes, &indices, query).await?);
+        Ok(repeated)
+    }
+}
+
+fn concurrent_push() -> StoreError {
+    StoreError::Conflict(
+        "a concurrent push applied some of these changes first; push the batch again".into(),
+    )
+}
+
+/// Checks every property and storm the batch references against what the lookup found. Records created
+/// by this batch count as present. A missing one is refused without saying whether it exists in
+/// another tenant.
+fn check_references(
+    changes: &[Change],
+    plan: &Plan,
+    known: Known,
+    refused: &mut Vec<(usize, Receipt)>,
+) {
+    if plan.property_refs.is_empty() && plan.storm_refs.is_empty() {
+        return;
+    }
+    let Known {
+        mut properties,
+        mut storms,
+        ..
+    } = known;
+    // Created in this batch (only admins create): the merge path validates their own references.
+    for write in plan
+        .mutable
+        .get(&Entity::Storm)
+        .into_iter()
+        .flatten()
+        .filter(|w| w.may_create)
+    {
+        storms.insert(write.id);
+    }
+    for write in plan
+        .mutable
+        .get(&Entity::Property)
+        .into_iter()
+        .flatten()
+        .filter(|w| w.may_create)
+    {
+        let storm = write
+            .fields
+            .get("storm_id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok());
+        properties.entry(write.id).or_insert(storm);
+    }
+    let already: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+    let mut reported: HashSet<usize> = HashSet::new();
+    for (i, property, claimed_storm) in &plan.property_refs {
+        if already.contains(i) {
+            continue;
+        }
+        match properties.get(property) {
+            None => {
+                reported.insert(*i);
+                refused.push((
+                    *i,
+                    refuse(
+                        &changes[*i],
+                        ErrorCode::ForeignReference,
+                        format!("property_id: property {property} does not exist"),
+                    ),
+                ));
+            }
+            // An unknown storm is reported below as a foreign reference, not as a mismatch.
+            Some(actual)
+                if claimed_storm.is_some_and(|s| storms.contains(&s))
+                    && actual.is_some()
+                    && actual != claimed_storm =>
+            {
+                reported.insert(*i);
+                refused.push((
+                    *i,
+                    refuse(
+                        &changes[*i],
+                        ErrorCode::ValidationFailed,
+                        "storm_id: the property belongs to another storm",
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (i, storm) in &plan.storm_refs {
+        if already.contains(i) || reported.contains(i) || storms.contains(storm) {
+            continue;
+        }
+        reported.insert(*i);
+        refused.push((
+            *i,
+            refuse(
+                &changes[*i],
+                ErrorCode::ForeignReference,
+                format!("storm_id: storm {storm} does not exist"),
+            ),
+        ));
     }
 }
