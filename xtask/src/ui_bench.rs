@@ -75,7 +75,7 @@ fn real_app_cold_start() -> anyhow::Result<Value> {
 fn cold_start_rows(c: &Value) -> String {
     format!(
         "\nThe real app (`stormops-desktop` debug build, WebKitGTK under Xvfb, through tauri-driver and WebKitWebDriver) on a tenant \
-         file of {properties} properties, not signed in; WebDriver polls the DOM every 10 ms, so these are upper bounds:\n\n\
+         file of {properties} properties, signed in as a field user to a server that is down; WebDriver polls the DOM every 10 ms, so these are upper bounds:\n\n\
          | measurement | figure | target |\n|---|---|---|\n\
          | launch (session request) to the company-file chooser in the DOM, p50 of {runs} | {chooser} | |\n\
          | unlock click to the first ranked rows in the DOM, p50 of {runs} | {rows} | |\n\
