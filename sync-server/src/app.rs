@@ -92,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/admin/users/{user_id}",
-            axum::routing::patch(routes::directory::change_user),
+            patch(routes::directory::change_user),
         )
         .route(
             "/v1/admin/crews",

@@ -66,26 +66,35 @@ impl TenantTx {
             "NULL::uuid",
             "NULL::uuid",
         );
-        let mut rows = Vec::with_capacity(touches.len());
-        for t in touches {
-            let mut value = serde_json::to_value(t)
-                .map_err(|e| StoreError::InvalidInput(format!("journey touch: {e}")))?;
-            if let Some(map) = value.as_object_mut() {
-                map.insert(
-                    "tenant_id".into(),
-                    serde_json::Value::String(self.tenant_id.0.to_string()),
-                );
-            }
-            rows.push(value);
-        }
+        // Column arrays through UNNEST: no JSON to build here or to parse in PostgreSQL.
         let sql = format!(
             "WITH w AS (
-                INSERT INTO journey_touches SELECT * FROM jsonb_populate_recordset(NULL::journey_touches, $1)
+                INSERT INTO journey_touches (tenant_id, id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
+                SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::int8[])
                 ON CONFLICT (tenant_id, id) DO NOTHING RETURNING *)
              {tail}"
         );
         let done = sqlx::query(&sql)
-            .bind(serde_json::Value::Array(rows))
+            .bind(self.tenant_id.0)
+            .bind(touches.iter().map(|t| t.id.0).collect::<Vec<_>>())
+            .bind(touches.iter().map(|t| t.property_id.0).collect::<Vec<_>>())
+            .bind(touches.iter().map(|t| t.storm_id.0).collect::<Vec<_>>())
+            .bind(touches.iter().map(|t| t.user_id.0).collect::<Vec<_>>())
+            .bind(touches.iter().map(|t| t.device_id.0).collect::<Vec<_>>())
+            .bind(
+                touches
+                    .iter()
+                    .map(|t| t.channel.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                touches
+                    .iter()
+                    .map(|t| t.result.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(touches.iter().map(|t| t.notes.as_str()).collect::<Vec<_>>())
+            .bind(touches.iter().map(|t| t.occurred_at.0).collect::<Vec<_>>())
             .execute(&mut *self.tx)
             .await?;
         Ok(done.rows_affected())
