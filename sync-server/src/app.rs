@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/admin/storms/{storm_id}",
-            patch(routes::office::update_storm),
+            get(routes::office::get_storm).patch(routes::office::update_storm),
         )
         .route(
             "/v1/admin/storms/{storm_id}/territories",

@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/admin/usage"),
     ("get", "/v1/admin/storms"),
     ("post", "/v1/admin/storms"),
+    ("get", "/v1/admin/storms/{storm_id}"),
     ("patch", "/v1/admin/storms/{storm_id}"),
     ("get", "/v1/admin/storms/{storm_id}/territories"),
     ("post", "/v1/admin/storms/{storm_id}/territories"),

@@ -362,17 +362,17 @@ async fn quotas_hold_across_two_instances_soft_limits_warn_and_hard_limits_refus
         body["warnings"].as_array().is_some_and(|w| !w.is_empty()),
         "{body}"
     );
-    // Field users and crew chiefs do not see the account's usage.
-    for role in [Role::FieldUser, Role::CrewChief] {
+    // Crew chiefs and viewers read it like every office screen; field users do not.
+    let got = h
+        .get("/v1/admin/usage", Some(a.session(Role::FieldUser).access()))
+        .await;
+    assert_error("usage for a field user", &got, 403, ErrorCode::Forbidden);
+    for role in [Role::CrewChief, Role::Viewer] {
         let got = h
             .get("/v1/admin/usage", Some(a.session(role).access()))
             .await;
-        assert_error("usage for a non-admin", &got, 403, ErrorCode::Forbidden);
+        assert_ok("usage for a chief or viewer", &got);
     }
-    let viewer = h
-        .get("/v1/admin/usage", Some(a.session(Role::Viewer).access()))
-        .await;
-    assert_ok("usage for a viewer", &viewer);
     one.stop().await;
     two.stop().await;
     h.stop().await;

@@ -46,6 +46,20 @@ fn invalid(e: domain::ValidationError) -> ApiError {
         .with_details(json!({ "field": e.field, "code": e.stable_code() }))
 }
 
+/// Reads a JSON body after the role check (so a refused role is 403 whatever it sent); shape mistakes
+/// are 400 `unknown_field` / `invalid_request` naming the problem.
+fn body<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        let code = if text.contains("unknown field") {
+            ErrorCode::UnknownField
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        ApiError::new(code, format!("the body does not fit: {text}"))
+    })
+}
+
 /// The server's clock reading for office writes (node 0 is the server).
 fn server_hlc(now: i64) -> Hlc {
     Hlc::new(u64::try_from(now).unwrap_or(0), 0, 0)
@@ -61,6 +75,20 @@ pub async fn list_storms(
     let storms = tx.list_storms().await?;
     tx.commit().await?;
     Ok(Json(json!({ "storms": storms })))
+}
+
+/// `GET /v1/admin/storms/{id}`.
+pub async fn get_storm(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(&READERS, "read storms")?;
+    let id = storm_id(&id)?;
+    let mut tx = identity.begin(&state).await?;
+    let storm = tx.storm(id).await?.ok_or_else(no_storm)?;
+    tx.commit().await?;
+    Ok(Json(json!({ "storm": storm })))
 }
 
 /// `POST /v1/admin/storms` body.
@@ -84,9 +112,10 @@ pub async fn create_storm(
     State(state): State<AppState>,
     identity: Identity,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<NewStorm>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&WRITERS, "create storms")?;
+    let body: NewStorm = body(raw)?;
     let now = now_ms();
     let storm = Storm {
         id: StormId::generate(),
@@ -148,9 +177,10 @@ pub async fn update_storm(
     identity: Identity,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(changes): ApiJson<StormChanges>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&WRITERS, "change storms")?;
+    let changes: StormChanges = body(raw)?;
     let id = storm_id(&id)?;
     let now = now_ms();
     let mut tx = identity.begin(&state).await?;
@@ -231,9 +261,10 @@ pub async fn create_territory(
     identity: Identity,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<NewTerritory>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&WRITERS, "create territories")?;
+    let body: NewTerritory = body(raw)?;
     let storm = storm_id(&id)?;
     let now = now_ms();
     let territory = Territory {
@@ -365,9 +396,10 @@ pub async fn set_policy(
     identity: Identity,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<SetPolicy>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&WRITERS, "set policy modes")?;
+    let body: SetPolicy = body(raw)?;
     let storm = storm_id(&id)?;
     let mut tx = identity.begin(&state).await?;
     if !tx.storm_exists(storm).await? {
@@ -430,6 +462,7 @@ pub fn openapi_paths() -> Value {
             "post": { "summary": "Create a storm (admins); laptops receive it in their next pull.", "security": [{ "bearer": [] }], "requestBody": json_body(storm_props.clone()), "responses": ok("the storm", write_errors.clone()) }
         },
         "/v1/admin/storms/{storm_id}": {
+            "get": { "summary": "One storm (admin, crew chief, viewer).", "security": [{ "bearer": [] }], "responses": ok("the storm", read_errors.clone()) },
             "patch": { "summary": "Change a storm's fields (admins); absent fields keep their value.", "security": [{ "bearer": [] }], "requestBody": json_body(storm_props), "responses": ok("the storm", write_errors.clone()) }
         },
         "/v1/admin/storms/{storm_id}/territories": {

@@ -1,7 +1,7 @@
 //! `GET /v1/admin/usage`: the tenant's usage against its plan for the office screen — every limit with
 //! its status (ok, near, over_soft, at_hard), this month's usage and estimated invoice, and an upgrade
-//! recommendation when a limit is pressed. Office admins and viewers (owners) read it; crew chiefs and
-//! field users are refused.
+//! recommendation when a limit is pressed. Like every office read: admins, crew chiefs and viewers
+//! (owners) read it; field users are refused.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use crate::auth::identity::Identity;
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 
-const READERS: [Role; 2] = [Role::Admin, Role::Viewer];
+const READERS: [Role; 3] = [Role::Admin, Role::CrewChief, Role::Viewer];
 
 /// `GET /v1/admin/usage`.
 pub async fn usage(
@@ -42,12 +42,12 @@ pub async fn usage(
 pub fn openapi_paths() -> Value {
     json!({
         "/v1/admin/usage": { "get": {
-            "summary": "Usage against the plan this month: each limit (users, devices, synced events, storage, requests per minute) with used, soft, hard and status (ok, near, over_soft, at_hard), warnings, the estimated invoice and an upgrade recommendation (admins and viewers).",
+            "summary": "Usage against the plan this month: each limit (users, devices, synced events, storage, requests per minute) with used, soft, hard and status (ok, near, over_soft, at_hard), warnings, the estimated invoice and an upgrade recommendation (admins, crew chiefs, viewers).",
             "security": [{ "bearer": [] }],
             "responses": {
                 "200": { "description": "plan, month, limits, usage, estimate, recommendation, warnings", "content": { "application/json": { "schema": { "type": "object" } } } },
                 "401": { "description": "no or bad token" },
-                "403": { "description": "forbidden (crew chiefs and field users) or tenant_suspended" }
+                "403": { "description": "forbidden (field users) or tenant_suspended" }
             }
         } }
     })
