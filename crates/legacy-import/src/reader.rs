@@ -205,11 +205,28 @@ fn for_each_row(
     while let Some(row) = rows.next()? {
         let mut values = Vec::with_capacity(columns.len());
         for i in 0..columns.len() {
-            values.push(row.get::<_, Value>(i)?);
+            values.push(owned_value(row.get_ref(i)?));
         }
         f(&Row { columns, values });
     }
     Ok(())
+}
+
+/// An owned copy of a column value. Text that is not valid UTF-8 (a damaged legacy file) is kept as a
+/// blob, so the column's converter rejects that row with a reason instead of the import panicking
+/// (rusqlite's own `Value` conversion panics on it; found by the `legacy_import` fuzz target).
+fn owned_value(value: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Text(text.to_owned()),
+            Err(_) => Value::Blob(bytes.to_vec()),
+        },
+        ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+    }
 }
 
 /// The old id of a row, for the report (a row whose id is not an integer reports -1).

@@ -122,3 +122,36 @@ fn a_file_that_is_not_a_database_is_unreadable() {
     let err = read_legacy(&dir.path().join("absent.db"), &identity(1), NOW).unwrap_err();
     assert_eq!(err.code(), "legacy_unreadable");
 }
+
+#[test]
+fn text_that_is_not_utf8_is_a_rejected_row_not_a_panic() {
+    // Regression of the `legacy_import` fuzz target's crash (fuzz/corpus/legacy_import/
+    // regression_invalid_utf8_text.bin): rusqlite's own Value conversion panics on such text.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.db");
+    generate(&path, &GenerateOptions::default()).unwrap();
+    let damaged: i64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let id: i64 = conn
+            .query_row("SELECT min(id) FROM properties", [], |r| r.get(0))
+            .unwrap();
+        conn.execute(
+            "UPDATE properties SET address = CAST(x'fffe41' AS TEXT) WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+        id
+    };
+    let data = read_legacy(&path, &identity(1), NOW).unwrap();
+    let rejected: Vec<_> = data
+        .rejected
+        .iter()
+        .filter(|r| r.table == "properties" && r.old_id == damaged)
+        .collect();
+    assert_eq!(rejected.len(), 1, "{:?}", data.rejected);
+    assert!(
+        rejected[0].reason.contains("address"),
+        "{}",
+        rejected[0].reason
+    );
+}
