@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use domain::{DeviceId, Role, Timestamp};
 use harness::*;
 use serde_json::json;
-use sync_protocol::ErrorCode;
+use sync_protocol::{ErrorCode, PROTOCOL_HEADER, PROTOCOL_VERSION};
 use sync_server::auth::token::{Claims, TokenKey};
 use sync_server::openapi::ROUTES;
 use sync_server::state::ServerSettings;
@@ -191,25 +191,34 @@ async fn every_role_gets_exactly_its_rights_on_every_route() {
                 }
             }
             admin if admin.starts_with("/v1/admin/") => {
-                // Office routes: admins may write; admins, crew chiefs and viewers may read; field
-                // users get nothing. Allowed calls may still refuse the data (404, 409, 422), never 403.
-                let concrete = admin.replace("{storm_id}", &a.storm.to_string());
-                let writes = *method == "post";
+                // Office routes: admins may write; admins, crew chiefs and viewers may read — except
+                // the audit log, which only admins read; field users get nothing. Allowed calls may
+                // still refuse the data (404, 409, 422), never 403.
+                let concrete = admin
+                    .replace("{storm_id}", &a.storm.to_string())
+                    .replace("{user_id}", &a.session(Role::Viewer).user.to_string());
+                let writes = *method != "get";
+                let admin_only = admin.starts_with("/v1/admin/audit");
                 for role in ROLES {
-                    let token = Some(a.session(role).access());
-                    let got = if writes {
-                        let body = if admin.ends_with("/experiment") {
-                            json!({ "treatment_share": 0.5 })
-                        } else {
-                            json!({})
-                        };
-                        h.post(&concrete, token, &body).await
+                    let body = if admin.ends_with("/experiment") {
+                        json!({ "treatment_share": 0.5 })
                     } else {
-                        h.get(&concrete, token).await
+                        json!({})
                     };
+                    let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+                        .expect("an HTTP method");
+                    let mut request = h
+                        .http
+                        .request(verb, h.url(&concrete))
+                        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+                        .bearer_auth(a.session(role).access());
+                    if writes {
+                        request = request.json(&body);
+                    }
+                    let got = read(request.send().await.expect("the server answers")).await;
                     let allowed = match role {
                         Role::Admin => true,
-                        Role::CrewChief | Role::Viewer => !writes,
+                        Role::CrewChief | Role::Viewer => !writes && !admin_only,
                         Role::FieldUser => false,
                     };
                     if allowed {

@@ -69,9 +69,10 @@ pub async fn create_user(
     State(state): State<AppState>,
     identity: Identity,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateUser>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&[Role::Admin], "create users")?;
+    let body: CreateUser = crate::routes::office::body(raw)?;
     let password_hash = password::hash_password(&body.password)
         .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
     let user = NewUser {
@@ -125,9 +126,10 @@ pub async fn change_user(
     identity: Identity,
     headers: HeaderMap,
     Path(user): Path<String>,
-    ApiJson(body): ApiJson<ChangeUser>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&[Role::Admin], "change users")?;
+    let body: ChangeUser = crate::routes::office::body(raw)?;
     let user = UserId(path_uuid(&user, "user")?);
     if body.disabled == Some(true) && user == identity.0.user_id {
         return Err(ApiError::new(
@@ -203,9 +205,10 @@ pub async fn create_crew(
     State(state): State<AppState>,
     identity: Identity,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateCrew>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&[Role::Admin], "create crews")?;
+    let body: CreateCrew = crate::routes::office::body(raw)?;
     let crew = Crew {
         id: CrewId::generate(),
         name: body.name.trim().to_owned(),

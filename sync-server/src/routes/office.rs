@@ -48,7 +48,7 @@ fn invalid(e: domain::ValidationError) -> ApiError {
 
 /// Reads a JSON body after the role check (so a refused role is 403 whatever it sent); shape mistakes
 /// are 400 `unknown_field` / `invalid_request` naming the problem.
-fn body<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| {
         let text = e.to_string();
         let code = if text.contains("unknown field") {
