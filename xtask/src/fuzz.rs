@@ -3,8 +3,9 @@
 //! new inputs go to `fuzz/target/corpus-work/<target>/`). cargo-fuzz needs nightly compiler flags; the
 //! pinned stable toolchain accepts them with `RUSTC_BOOTSTRAP=1`, which is set for these builds only.
 //!
-//! Inside `cargo xtask test` the same checks always run as a bounded deterministic test over the corpus
-//! and seeded random inputs (`fuzz/tests/corpus.rs`), then each target runs under libFuzzer briefly.
+//! Inside `cargo xtask test` with `STORMOPS_FUZZ=1` the same checks run as a bounded deterministic test
+//! over the corpus and seeded random inputs (`fuzz/tests/corpus.rs`), then each target runs under
+//! libFuzzer briefly. Found crashes also get a plain regression test in the crate they hit.
 
 use std::process::Command;
 

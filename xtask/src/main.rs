@@ -3,8 +3,8 @@
 //! command installs the system packages it needs (apt on Debian as root; otherwise it prints the command).
 
 mod demo;
-mod fuzz;
 mod desktop;
+mod fuzz;
 mod system;
 mod tidy;
 mod ui_bench;
@@ -119,12 +119,19 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let mut tally = TestTally::default();
     run_counting(&mut test, &mut tally)?;
     ui_tests(&mut tally)?;
-    // Fuzz targets last (a finding stops the run): the bounded corpus test, then each target under
-    // libFuzzer for a few seconds.
-    fuzz::in_test(&mut tally)?;
     // The real desktop app under Xvfb through tauri-driver and WebKitWebDriver (ignored by plain
     // `cargo test`: it needs the display and drivers installed here).
     run_counting(&mut desktop::e2e_command()?, &mut tally)?;
+    // Fuzz targets last (a finding stops the run): the bounded corpus test, then each target under
+    // libFuzzer for a few seconds. Opt-in (`STORMOPS_FUZZ=1`): its sanitizer build is a second full
+    // build of the dependencies, which would double the CI time; `cargo xtask fuzz` runs it on demand.
+    if std::env::var_os("STORMOPS_FUZZ").is_some_and(|v| v == "1") {
+        fuzz::in_test(&mut tally)?;
+    } else {
+        eprintln!(
+            "xtask test: fuzzing skipped (STORMOPS_FUZZ=1 runs it here; or `cargo xtask fuzz`)"
+        );
+    }
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
