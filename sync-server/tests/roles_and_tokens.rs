@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use domain::{DeviceId, Role, Timestamp};
 use harness::*;
 use serde_json::json;
-use sync_protocol::{ErrorCode, PROTOCOL_HEADER, PROTOCOL_VERSION};
+use sync_protocol::ErrorCode;
 use sync_server::auth::token::{Claims, TokenKey};
 use sync_server::openapi::ROUTES;
 use sync_server::state::ServerSettings;
@@ -205,17 +205,9 @@ async fn every_role_gets_exactly_its_rights_on_every_route() {
                     } else {
                         json!({})
                     };
-                    let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
-                        .expect("an HTTP method");
-                    let mut request = h
-                        .http
-                        .request(verb, h.url(&concrete))
-                        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-                        .bearer_auth(a.session(role).access());
-                    if writes {
-                        request = request.json(&body);
-                    }
-                    let got = read(request.send().await.expect("the server answers")).await;
+                    let got = h
+                        .send(method, &concrete, Some(a.session(role).access()), &body)
+                        .await;
                     let allowed = match role {
                         Role::Admin => true,
                         Role::CrewChief | Role::Viewer => !writes && !admin_only,

@@ -324,31 +324,34 @@ async fn tenant_a_never_reaches_tenant_b_through_any_route() {
                 );
             }
             admin if admin.starts_with("/v1/admin/") => {
-                // A's admin aims the office routes at B's storm: it does not exist for A, so every
-                // call is refused (never a success, never a 5xx) and nothing of B is named.
+                // A's admin aims the office routes at B's storm or B's user: they do not exist for A,
+                // so every call is refused (never a success, never a 5xx) and nothing of B is named.
+                // Routes without an id act on A's own tenant and still name nothing of B.
                 let a_admin = a.session(Role::Admin);
-                let got = if admin.contains("{storm_id}") {
-                    let concrete = admin.replace("{storm_id}", &b.storm.to_string());
-                    let got = if *method == "post" {
-                        h.post(
-                            &concrete,
-                            Some(a_admin.access()),
-                            &json!({ "treatment_share": 0.5 }),
-                        )
-                        .await
-                    } else {
-                        h.get(&concrete, Some(a_admin.access())).await
-                    };
+                let targets_b = admin.contains("{storm_id}") || admin.contains("{user_id}");
+                let concrete = admin
+                    .replace("{storm_id}", &b.storm.to_string())
+                    .replace("{user_id}", &b.session(Role::Viewer).user.to_string());
+                let body = if admin.ends_with("/experiment") {
+                    json!({ "treatment_share": 0.5 })
+                } else if admin.contains("{user_id}") {
+                    json!({ "disabled": true })
+                } else {
+                    json!({})
+                };
+                let got = h
+                    .send(method, &concrete, Some(a_admin.access()), &body)
+                    .await;
+                if targets_b {
                     assert!(
                         !got.0.is_success() && got.0.as_u16() < 500,
-                        "A's admin reached B's storm through {method} {admin}: {got:?}"
+                        "A's admin reached B through {method} {admin}: {got:?}"
                     );
-                    got
-                } else {
-                    let got = h.get(admin, Some(a_admin.access())).await;
+                } else if *method == "get" {
                     assert_ok(&format!("A's admin {method} {admin}"), &got);
-                    got
-                };
+                } else {
+                    assert!(got.0.as_u16() < 500, "{method} {admin}: {got:?}");
+                }
                 let text = got.1.to_string();
                 assert!(
                     !text.contains(&b.id.to_string())

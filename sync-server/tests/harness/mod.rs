@@ -283,6 +283,31 @@ impl Harness {
         (output.status.success(), value)
     }
 
+    /// Any method (`"get"`, `"post"`, `"put"`, `"patch"`, …) with the current protocol header; a JSON body
+    /// is sent for every method but GET. Returns the status and the parsed body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let verb =
+            reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("an HTTP method");
+        let is_get = verb == reqwest::Method::GET;
+        let mut request = self
+            .http
+            .request(verb, self.url(path))
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
+        if !is_get {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("the server answers")).await
+    }
+
     /// PUT a JSON body with the current protocol header; returns the status and the parsed body.
     pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
         let mut request = self
