@@ -199,6 +199,11 @@ async fn experiment_outcomes_training_scores_and_health() {
     assert_ok("retrain without news", &got);
     assert_eq!(got.1["retrained"], json!(false));
     assert_eq!(h.count(h.a.id, "models").await, 1);
+    // Metering: the one trained model is one `model_runs` usage event; the refusals and the no-news
+    // retrain meter nothing, and tenant B has none.
+    let model_runs = "usage_events WHERE kind = 'model_runs'";
+    assert_eq!(h.count(h.a.id, model_runs).await, 1);
+    assert_eq!(h.count(h.b.id, model_runs).await, 0);
 
     // A laptop's pull brings every score with its provenance.
     let pulled = h
