@@ -28,7 +28,8 @@ use crate::state::{AppState, now_ms};
 
 const READERS: [Role; 3] = [Role::Admin, Role::CrewChief, Role::Viewer];
 
-fn storm_id(text: &str) -> Result<StormId, ApiError> {
+/// The `{storm_id}` path segment of the office routes, or 400 `invalid_uuid`.
+pub(crate) fn storm_id(text: &str) -> Result<StormId, ApiError> {
     Uuid::try_parse(text).map(StormId::from_uuid).map_err(|_| {
         ApiError::new(
             ErrorCode::InvalidUuid,
@@ -37,7 +38,8 @@ fn storm_id(text: &str) -> Result<StormId, ApiError> {
     })
 }
 
-fn no_storm() -> ApiError {
+/// A storm this tenant does not have (another tenant's storm is just as absent).
+pub(crate) fn no_storm() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such storm in this account")
 }
 

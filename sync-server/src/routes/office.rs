@@ -16,7 +16,6 @@ use domain::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sync_protocol::ErrorCode;
-use uuid::Uuid;
 
 use crate::auth::identity::Identity;
 use crate::error::ApiError;
@@ -28,18 +27,7 @@ use crate::state::{AppState, now_ms};
 const READERS: [Role; 3] = [Role::Admin, Role::CrewChief, Role::Viewer];
 const WRITERS: [Role; 1] = [Role::Admin];
 
-fn storm_id(text: &str) -> Result<StormId, ApiError> {
-    Uuid::try_parse(text).map(StormId::from_uuid).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidUuid,
-            "the storm id in the path is not a UUID",
-        )
-    })
-}
-
-fn no_storm() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such storm in this account")
-}
+use crate::routes::admin::{no_storm, storm_id};
 
 fn invalid(e: domain::ValidationError) -> ApiError {
     ApiError::new(ErrorCode::ValidationFailed, e.to_string())
