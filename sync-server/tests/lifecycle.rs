@@ -5,8 +5,6 @@
 
 mod harness;
 
-use std::process::Command;
-
 use domain::{PropertyStatus, Role};
 use harness::{Harness, assert_error, assert_ok, status_change};
 use legacy_import::generate::{GenerateOptions, generate};
@@ -415,28 +413,7 @@ async fn users_and_crews_follow_the_role_rules_and_every_change_is_audited() {
 }
 
 fn cli(h: &Harness, args: &[&str]) -> (bool, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_stormops-server"))
-        .arg("--json")
-        .args(args)
-        .env("STORMOPS_CONTROL_DATABASE_URL", &h.init.control_url)
-        .env("STORMOPS_DATABASE_URL", &h.init.app_url)
-        .env("STORMOPS_ADMIN_PASSWORD", harness::PASSWORD)
-        .output()
-        .expect("the binary runs");
-    let text = if output.status.success() {
-        output.stdout
-    } else {
-        output.stderr
-    };
-    // The JSON answer is the last line (log lines may precede an error on stderr).
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let value = serde_json::from_str(last).unwrap_or_else(|_| json!({ "raw": text }));
-    (output.status.success(), value)
+    h.operator_cli(args)
 }
 
 #[tokio::test]

@@ -258,7 +258,8 @@ impl Harness {
         read(request.send().await.expect("the server answers")).await
     }
 
-    /// Runs the operator CLI (`stormops-server --json …`) against this harness's database; returns
+    /// Runs the operator CLI (`stormops-server --json …`) against this harness's database (a first admin's
+    /// password from `PASSWORD`); returns
     /// whether it succeeded and its JSON answer (the last line of stdout, or of stderr on failure).
     pub fn operator_cli(&self, args: &[&str]) -> (bool, Value) {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_stormops-server"))
@@ -266,6 +267,7 @@ impl Harness {
             .args(args)
             .env("STORMOPS_CONTROL_DATABASE_URL", &self.init.control_url)
             .env("STORMOPS_DATABASE_URL", &self.init.app_url)
+            .env("STORMOPS_ADMIN_PASSWORD", PASSWORD)
             .output()
             .expect("the binary runs");
         let text = if output.status.success() {
