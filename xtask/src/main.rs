@@ -67,6 +67,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// Runs a command in the workspace root, failing with the command line when it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    without_incremental_on_ci(cmd);
     let line = format!("{cmd:?}");
     eprintln!("$ {line}");
     let status = cmd
@@ -77,6 +78,14 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
         bail!("{line} failed with {status}");
     }
     Ok(())
+}
+
+/// On CI (a clean clone built once) incremental state only costs disk: several GiB for this
+/// workspace's test targets, and a CI run once failed with a full disk.
+fn without_incremental_on_ci(cmd: &mut Command) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
 }
 
 /// The cargo that runs xtask, or the `cargo` on PATH (rustup's proxy, which honours
@@ -168,6 +177,7 @@ impl TestTally {
 /// Runs a command, echoing its output and counting the tests its runner reports.
 fn run_counting(cmd: &mut Command, tally: &mut TestTally) -> anyhow::Result<()> {
     use std::io::{BufRead, BufReader};
+    without_incremental_on_ci(cmd);
     let line = format!("{cmd:?}");
     eprintln!("$ {line}");
     let mut child = cmd
