@@ -1,9 +1,11 @@
-// Shared app state: the bridge, the session, the latest sync status, toasts and a ticking clock.
+// Shared app state: the bridge, the session, toasts and a ticking clock; the latest sync status in a
+// context of its own, so a sync's stream of status events re-renders the sync bar and nothing else.
 
 import { createContext, type ComponentChildren } from 'preact';
 import { useCallback, useContext, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Backend } from './lib/backend';
 import type { Session, SyncStatus } from './lib/backend/types';
+import { coalescePerFrame } from './lib/coalesce';
 import { errorText } from './lib/errors';
 
 export interface Toast {
@@ -16,9 +18,6 @@ export interface AppState {
   backend: Backend;
   session: Session | null;
   setSession(s: Session | null): void;
-  status: SyncStatus | null;
-  /** When `status` arrived (to age its durations). */
-  statusAt: number;
   toast(text: string, kind?: Toast['kind']): void;
   toastError(err: unknown): void;
   /** Bumped after every local write, so views re-read. */
@@ -28,6 +27,19 @@ export interface AppState {
 
 const Ctx = createContext<AppState | null>(null);
 
+export interface SyncStatusState {
+  status: SyncStatus | null;
+  /** When `status` arrived (to age its durations). */
+  statusAt: number;
+}
+
+const StatusCtx = createContext<SyncStatusState>({ status: null, statusAt: 0 });
+
+/** The latest sync status (only the components that show it subscribe). */
+export function useSyncStatus(): SyncStatusState {
+  return useContext(StatusCtx);
+}
+
 export function useApp(): AppState {
   const v = useContext(Ctx);
   if (!v) throw new Error('useApp outside AppProvider');
@@ -36,8 +48,7 @@ export function useApp(): AppState {
 
 export function AppProvider({ backend, children }: { backend: Backend; children: ComponentChildren }) {
   const [session, setSession] = useState<Session | null>(null);
-  const [status, setStatus] = useState<SyncStatus | null>(null);
-  const [statusAt, setStatusAt] = useState(Date.now());
+  const [statusState, setStatusState] = useState<SyncStatusState>({ status: null, statusAt: Date.now() });
   const [toasts, setToasts] = useState<Toast[]>([]);
   const [revision, setRevision] = useState(0);
   const nextId = useRef(1);
@@ -47,10 +58,10 @@ export function AppProvider({ backend, children }: { backend: Backend; children:
   useEffect(() => {
     let off: (() => void) | null = null;
     let alive = true;
+    const show = coalescePerFrame((s: SyncStatus) => setStatusState({ status: s, statusAt: Date.now() }));
     backend
       .onSyncStatus((s) => {
-        setStatus(s);
-        setStatusAt(Date.now());
+        show.push(s);
         // A finished sync may have pulled new data or moved changes to the inbox: reload then, and only
         // then. An offline laptop reports every failed attempt; reloading on each would cancel the
         // lists' queries before they answer.
@@ -66,6 +77,7 @@ export function AppProvider({ backend, children }: { backend: Backend; children:
       });
     return () => {
       alive = false;
+      show.cancel();
       off?.();
     };
   }, [backend]);
@@ -74,10 +86,7 @@ export function AppProvider({ backend, children }: { backend: Backend; children:
     if (!session) return;
     backend
       .sync_status({})
-      .then((s) => {
-        setStatus(s);
-        setStatusAt(Date.now());
-      })
+      .then((s) => setStatusState({ status: s, statusAt: Date.now() }))
       .catch(() => undefined);
   }, [backend, session]);
 
@@ -90,12 +99,12 @@ export function AppProvider({ backend, children }: { backend: Backend; children:
   const bump = useCallback(() => setRevision((r) => r + 1), []);
 
   const value = useMemo<AppState>(
-    () => ({ backend, session, setSession, status, statusAt, toast, toastError, revision, bump }),
-    [backend, session, status, statusAt, toast, toastError, revision, bump],
+    () => ({ backend, session, setSession, toast, toastError, revision, bump }),
+    [backend, session, toast, toastError, revision, bump],
   );
   return (
     <Ctx.Provider value={value}>
-      {children}
+      <StatusCtx.Provider value={statusState}>{children}</StatusCtx.Provider>
       <div class="toasts" role="status" aria-live="polite">
         {toasts.map((t) => (
           <div key={t.id} class={`toast toast-${t.kind}`} role={t.kind === 'error' ? 'alert' : undefined}>

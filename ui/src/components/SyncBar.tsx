@@ -1,6 +1,6 @@
 // The always-visible sync bar: connection state, pending work and its age, progress, last sync, Sync now.
 
-import { useApp, useNow } from '../context';
+import { useApp, useNow, useSyncStatus } from '../context';
 import type { SyncStatus } from '../lib/backend/types';
 import { errorText } from '../lib/errors';
 import { formatAgo, formatDuration, formatEta, formatInt } from '../lib/format';
@@ -26,7 +26,8 @@ export function syncFraction(s: SyncStatus): number | null {
 }
 
 export function SyncBar() {
-  const { backend, status, statusAt, session, toastError } = useApp();
+  const { backend, session, toastError } = useApp();
+  const { status, statusAt } = useSyncStatus();
   const now = useNow(10_000);
   if (!status || !session) return null;
   const syncing = status.connectivity === 'syncing';

@@ -1,7 +1,7 @@
 // Unit tests of the in-memory property filters, ranking order, paging and debounce.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { RankedProperty } from './backend/types';
-import { compareRanked, debounce, filterKey, matchesQuery, normalizeSearch, pageOf } from './filters';
+import { compareRanked, debounce, filterKey, matchesQuery, normalizeSearch, pageOf, queryPredicate } from './filters';
 
 function row(id: string, over: Partial<RankedProperty> & { address?: string; status?: RankedProperty['property']['status']; storm?: string } = {}): RankedProperty {
   return {
@@ -91,5 +91,37 @@ describe('debounce', () => {
     d.cancel();
     vi.advanceTimersByTime(500);
     expect(fn).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('queryPredicate', () => {
+  test('agrees with matchesQuery on every combination of filters', () => {
+    const rows = [
+      row('a', { status: 'new', address: '12 Oak Ave' }),
+      row('b', { status: 'inspected', address: '9 Elm St', storm: 's2' }),
+      { ...row('c', { status: 'new', address: '3 OAK  Way' }), latest_decision: 'treat' as const },
+      { ...row('d', { status: 'in_progress' }), latest_decision: 'hold' as const },
+    ];
+    const territory = (id: string) => (id === 'a' || id === 'c' ? 't1' : 't2');
+    const queries = [];
+    for (const storm_id of [null, 's1', 's2'])
+      for (const status of [null, 'new', 'inspected'] as const)
+        for (const decision of [null, 'treat', 'hold'] as const)
+          for (const territory_id of [null, 't1'])
+            for (const search of [null, '', 'oak', '  OAK  ', 'zzz'])
+              queries.push({ storm_id, status, decision, territory_id, search, limit: 0, offset: 0 });
+    let matched = 0;
+    for (const q of queries) {
+      const p = queryPredicate(q, territory);
+      for (const r of rows) {
+        expect(p(r), JSON.stringify(q)).toBe(matchesQuery(r, q, territory));
+        if (p(r)) matched += 1;
+      }
+    }
+    expect(matched).toBeGreaterThan(0);
+    // A precomputed search key is used instead of the address when given.
+    const q = { storm_id: null, search: 'owner smith', limit: 0, offset: 0 };
+    expect(queryPredicate(q)(rows[0], '12 oak ave owner smith x1')).toBe(true);
+    expect(queryPredicate(q)(rows[0])).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 // The field list: properties ranked by uplift with instant filters and search (virtualised, paged),
 // beside a tile-free map of the top of the ranking.
 
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useApp } from '../context';
 import type { Decision, PropertyQuery, PropertyStatus, RankedProperty, Storm, Territory } from '../lib/backend/types';
 import { PROPERTY_STATUSES } from '../lib/backend/types';
@@ -14,6 +14,11 @@ import { navigate } from '../lib/route';
 import { pagesFor } from '../lib/virtual';
 
 const PAGE = 100;
+
+/** Runs `fn` in a task of its own after the next frame has been painted. */
+function afterPaint(fn: () => void) {
+  requestAnimationFrame(() => setTimeout(fn, 0));
+}
 const ROW_HEIGHT = 76;
 const MAP_LIMIT = 1000;
 
@@ -108,7 +113,9 @@ export function PropertiesScreen() {
   };
 
   // New filters (or new data after a write or a sync): count, the pages in view, and the map's top rows.
-  useEffect(() => {
+  // A layout effect, so the query starts in the same task as the render that follows the change; a plain
+  // effect would first wait for a frame to be painted.
+  useLayoutEffect(() => {
     if (!filters.storm_id) return;
     const gen = ++generation.current;
     loading.current = new Set();
@@ -118,6 +125,16 @@ export function PropertiesScreen() {
       setPages(new Map());
     }
     setError(null);
+    // The map's top 1,000 rows are the largest answer of a filter change (in the app, JSON decoded on
+    // this thread): they are asked for once the count and the list have been painted, so the list never
+    // waits for the map; a newer filter change skips a map load that has not started yet.
+    const loadMap = () => {
+      if (gen !== generation.current) return;
+      backend
+        .ranked_properties({ query: { ...query, limit: MAP_LIMIT } })
+        .then((rows) => gen === generation.current && setMapRows(rows))
+        .catch(() => undefined);
+    };
     backend
       .property_count({ query })
       .then((n) => {
@@ -125,12 +142,9 @@ export function PropertiesScreen() {
         setCount(n);
         const [start, end] = lastRange.current;
         ensure(start, Math.max(end, start + 1));
+        afterPaint(loadMap);
       })
       .catch((e) => gen === generation.current && setError(e));
-    backend
-      .ranked_properties({ query: { ...query, limit: MAP_LIMIT } })
-      .then((rows) => gen === generation.current && setMapRows(rows))
-      .catch(() => undefined);
   }, [backend, key, revision]);
 
   const onRange = (start: number, end: number) => ensure(start, end);

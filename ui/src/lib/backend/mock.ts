@@ -1,7 +1,7 @@
 // The in-memory mock bridge used in a browser: seeded demo data, the same commands, errors and
 // role rules as the shell, an outbox and inbox, and a simulated background sync emitting statuses.
 
-import { filterKey, matchesQuery, normalizeSearch, pageOf } from '../filters';
+import { filterKey, normalizeSearch, pageOf, queryPredicate } from '../filters';
 import { mean, stddev } from '../histogram';
 import { Rng } from '../random';
 import { conversionLift } from '../stats';
@@ -433,12 +433,12 @@ class MockBridge {
     const cached = this.filterCache.get(key);
     if (cached) return cached;
     const rows = this.data.rows;
+    const searchable = this.data.searchable;
     const out: RankedProperty[] = [];
-    const territoryOf = (id: string) => this.data.territoryOf.get(id);
-    const needle = normalizeSearch(query.search);
+    const territories = this.data.territoryOf;
+    const matches = queryPredicate(query, (id) => territories.get(id));
     for (let i = 0; i < rows.length; i += 1) {
-      if (needle && !this.data.searchable[i].includes(needle)) continue;
-      if (matchesQuery(rows[i], { ...query, search: null }, territoryOf)) out.push(rows[i]);
+      if (matches(rows[i], searchable[i])) out.push(rows[i]);
     }
     if (this.filterCache.size > 24) this.filterCache.clear();
     this.filterCache.set(key, out);
