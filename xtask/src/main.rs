@@ -5,6 +5,7 @@
 mod demo;
 mod desktop;
 mod fuzz;
+mod load;
 mod system;
 mod tidy;
 mod ui_bench;
@@ -24,6 +25,7 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo::run_demo(rest),
         "bench" => bench(rest),
         "fuzz" => fuzz::run_fuzz(rest),
+        "load" => load::run_load(rest),
         "tidy" => tidy::run(&workspace_root(), rest.iter().any(|a| a == "--bless")),
         "codegen" => codegen(),
         "help" | "--help" | "-h" => {
@@ -39,7 +41,7 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  fuzz [--seconds N] [TARGET...]  run the fuzz targets under libFuzzer (60 s each by default)\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
+        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  fuzz [--seconds N] [TARGET...]  run the fuzz targets under libFuzzer (60 s each by default)\n  load [ARGS]    run the load scenarios (one instance; two behind nginx, one killed) and write docs/load.md\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
     );
 }
 

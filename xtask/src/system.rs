@@ -67,6 +67,11 @@ const TEST_REQUIREMENTS: &[Requirement] = &[
         package: "libxdo-dev",
         present: || Path::new("/usr/include/xdo.h").exists(),
     },
+    // nginx in front of two server instances: the load generator's test and `cargo xtask load`.
+    Requirement {
+        package: "nginx",
+        present: || Path::new("/usr/sbin/nginx").exists(),
+    },
     // A Python venv for the independent SQLCipher reader used by the recovery-key test.
     Requirement {
         package: "python3-venv",
