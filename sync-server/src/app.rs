@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/users/{user_id}",
             patch(routes::directory::change_user),
         )
+        .route("/v1/admin/devices", get(routes::directory::list_devices))
         .route(
             "/v1/admin/crews",
             get(routes::directory::list_crews).post(routes::directory::create_crew),

@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/admin/users/{user_id}"),
     ("get", "/v1/admin/crews"),
     ("post", "/v1/admin/crews"),
+    ("get", "/v1/admin/devices"),
     ("post", "/v1/admin/storms/{storm_id}/experiment"),
     ("get", "/v1/admin/storms/{storm_id}/experiment"),
     ("post", "/v1/admin/storms/{storm_id}/train"),

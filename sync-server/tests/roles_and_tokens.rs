@@ -192,8 +192,9 @@ async fn every_role_gets_exactly_its_rights_on_every_route() {
             }
             admin if admin.starts_with("/v1/admin/") => {
                 // Office routes: admins may write; admins, crew chiefs and viewers may read — except
-                // the audit log, which only admins read; field users get nothing. Allowed calls may
-                // still refuse the data (404, 409, 422), never 403.
+                // the audit log, which only admins read, and the laptops' sync health, which viewers
+                // do not see; field users get nothing. Allowed calls may still refuse the data (404,
+                // 409, 422), never 403.
                 let concrete = admin
                     .replace("{storm_id}", &a.storm.to_string())
                     .replace("{user_id}", &a.session(Role::Viewer).user.to_string());
@@ -210,7 +211,8 @@ async fn every_role_gets_exactly_its_rights_on_every_route() {
                         .await;
                     let allowed = match role {
                         Role::Admin => true,
-                        Role::CrewChief | Role::Viewer => !writes && !admin_only,
+                        Role::CrewChief => !writes && !admin_only,
+                        Role::Viewer => !writes && !admin_only && admin != "/v1/admin/devices",
                         Role::FieldUser => false,
                     };
                     if allowed {

@@ -1,9 +1,12 @@
 //! The office's directory on [`TenantTx`]: list users and crews, change a user's role or crew, disable a
 //! user (it can no longer sign in; its devices and tokens are revoked), and the audit-log query with
-//! filters and keyset paging. Role rules are the HTTP layer's; the one rule kept here is that a tenant
-//! never loses its last enabled admin.
+//! filters and keyset paging, and each laptop's sync health (what the server saw of its pushes and pulls,
+//! recorded by the sync handlers). Role rules are the HTTP layer's; the one rule kept here is that a
+//! tenant never loses its last enabled admin.
 
-use domain::{AuditEntry, AuditId, Crew, CrewId, DeviceId, Role, Timestamp, User, UserId};
+use domain::{
+    AuditEntry, AuditId, Crew, CrewId, DeviceId, DeviceStatus, Role, Timestamp, User, UserId,
+};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -41,6 +44,101 @@ pub struct AuditQuery {
     /// Resume after this entry (the last of the previous page).
     pub after: Option<(Timestamp, AuditId)>,
     pub limit: u32,
+}
+
+/// One laptop's sync health as the server saw it. The protocol carries no pending count from the laptop,
+/// so the last accepted batch (time and size), the last pull and refused batches stand for it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DeviceSyncHealth {
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub user_email: String,
+    pub crew_id: Option<CrewId>,
+    pub status: DeviceStatus,
+    pub registered_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// The last accepted push batch and its number of changes (duplicates included).
+    pub last_push_at: Option<Timestamp>,
+    pub last_push_changes: Option<i32>,
+    /// The last pull, recorded at most once a minute.
+    pub last_pull_at: Option<Timestamp>,
+    /// The last refused batch and how many of its changes were refused.
+    pub last_refused_at: Option<Timestamp>,
+    pub last_refused_changes: Option<i32>,
+    pub refused_changes_total: i64,
+}
+
+/// Whose laptops a sync-health query lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceScope {
+    /// Every device of the tenant (admins).
+    All,
+    /// The devices of the crews this user leads, and of its own crew (crew chiefs).
+    CrewsOf {
+        chief: UserId,
+        own_crew: Option<CrewId>,
+    },
+}
+
+/// A pull records its time at most this often per device, so most pulls write nothing.
+const PULL_NOTE_EVERY_MS: i64 = 60_000;
+
+type DeviceHealthRow = (
+    Uuid,
+    String,
+    Uuid,
+    String,
+    String,
+    Option<Uuid>,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i32>,
+    Option<i64>,
+    Option<i64>,
+    Option<i32>,
+    i64,
+);
+
+fn device_health_from_row(
+    (
+        device_id,
+        device_name,
+        user_id,
+        user_name,
+        user_email,
+        crew_id,
+        status,
+        registered_at,
+        revoked_at,
+        last_push_at,
+        last_push_changes,
+        last_pull_at,
+        last_refused_at,
+        last_refused_changes,
+        refused_changes_total,
+    ): DeviceHealthRow,
+) -> Result<DeviceSyncHealth, StoreError> {
+    Ok(DeviceSyncHealth {
+        device_id: DeviceId(device_id),
+        device_name,
+        user_id: UserId(user_id),
+        user_name,
+        user_email,
+        crew_id: crew_id.map(CrewId),
+        status: parse_text::<DeviceStatus>(&status, "devices.status")?,
+        registered_at: Timestamp(registered_at),
+        revoked_at: revoked_at.map(Timestamp),
+        last_push_at: last_push_at.map(Timestamp),
+        last_push_changes,
+        last_pull_at: last_pull_at.map(Timestamp),
+        last_refused_at: last_refused_at.map(Timestamp),
+        last_refused_changes,
+        refused_changes_total,
+    })
 }
 
 type DirectoryRow = (Uuid, String, String, String, Option<Uuid>, i64, Option<i64>);
@@ -232,6 +330,102 @@ impl TenantTx {
                 },
             )
             .collect())
+    }
+
+    /// The sync health of the devices in `scope`, most recently heard from first (a device never heard
+    /// from last), read under the tenant's row-level security like every tenant query.
+    pub async fn device_sync_health(
+        &mut self,
+        scope: DeviceScope,
+    ) -> Result<Vec<DeviceSyncHealth>, StoreError> {
+        let (all, chief, own_crew) = match scope {
+            DeviceScope::All => (true, None, None),
+            DeviceScope::CrewsOf { chief, own_crew } => {
+                (false, Some(chief.0), own_crew.map(|c| c.0))
+            }
+        };
+        let rows: Vec<DeviceHealthRow> = sqlx::query_as(
+            "SELECT d.id, d.name, u.id, u.name, u.email, u.crew_id, d.status, d.registered_at, d.revoked_at,
+                    d.last_push_at, d.last_push_changes, d.last_pull_at, d.last_refused_at,
+                    d.last_refused_changes, d.refused_changes_total
+               FROM devices d
+               JOIN users u ON u.tenant_id = d.tenant_id AND u.id = d.user_id
+              WHERE d.tenant_id = $1
+                AND ($2 OR u.crew_id = $4 OR u.crew_id IN
+                     (SELECT c.id FROM crews c WHERE c.tenant_id = $1 AND c.chief_id = $3))
+              ORDER BY greatest(d.last_push_at, d.last_pull_at, d.last_refused_at) DESC NULLS LAST,
+                       lower(u.email), d.id",
+        )
+        .bind(self.tenant_id.0)
+        .bind(all)
+        .bind(chief)
+        .bind(own_crew)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.into_iter().map(device_health_from_row).collect()
+    }
+
+    /// Records an accepted push batch of `changes` changes (duplicates included) from `device`, in the
+    /// push's own transaction.
+    pub async fn note_device_push(
+        &mut self,
+        device: DeviceId,
+        changes: usize,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE devices SET last_push_at = $3, last_push_changes = $4 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant_id.0)
+        .bind(device.0)
+        .bind(now.0)
+        .bind(i32::try_from(changes).unwrap_or(i32::MAX))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a refused batch from `device` with `refused` refused changes (the batch itself was rolled
+    /// back, so this runs in a transaction of its own).
+    pub async fn note_device_refused(
+        &mut self,
+        device: DeviceId,
+        refused: usize,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let refused = i32::try_from(refused).unwrap_or(i32::MAX);
+        sqlx::query(
+            "UPDATE devices SET last_refused_at = $3, last_refused_changes = $4,
+                    refused_changes_total = refused_changes_total + $4
+              WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant_id.0)
+        .bind(device.0)
+        .bind(now.0)
+        .bind(refused)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a pull by `device` when its last recorded pull is a minute old or more; otherwise the
+    /// statement matches no row and the pull's transaction stays read-only.
+    pub async fn note_device_pull(
+        &mut self,
+        device: DeviceId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE devices SET last_pull_at = $3
+              WHERE tenant_id = $1 AND id = $2 AND (last_pull_at IS NULL OR last_pull_at <= $3 - $4)",
+        )
+        .bind(self.tenant_id.0)
+        .bind(device.0)
+        .bind(now.0)
+        .bind(PULL_NOTE_EVERY_MS)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     /// The first enabled admin (by creation), to whom imported history is attributed.

@@ -1,6 +1,8 @@
 //! The office's users and crews: list (admins, crew chiefs and viewers), create, change role or crew,
 //! disable (admins only). Every write is audited with the acting admin, device and request id. A tenant
-//! never loses its last enabled admin, and an admin cannot disable itself.
+//! never loses its last enabled admin, and an admin cannot disable itself. Also each laptop's sync
+//! health: an admin sees every device, a crew chief its crews' devices; field users and viewers none
+//! (it names people's laptops and when they worked, which is a chief's business, not a dashboard's).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,6 +10,7 @@ use axum::http::HeaderMap;
 use domain::{Crew, CrewId, Role, Timestamp, UserId};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
+use server_store::directory::DeviceScope;
 use server_store::{NewUser, UserChange};
 use sync_protocol::ErrorCode;
 use uuid::Uuid;
@@ -229,6 +232,30 @@ pub async fn create_crew(
     Ok(Json(json!({ "crew": crew })))
 }
 
+/// `GET /v1/admin/devices`: each laptop's sync health (admin: every device; crew chief: the devices of
+/// the crews it leads and of its own crew; anyone else 403 `forbidden`).
+pub async fn list_devices(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Value>, ApiError> {
+    identity.require_role(
+        &[Role::Admin, Role::CrewChief],
+        "see the laptops' sync health",
+    )?;
+    let scope = if identity.0.role == Role::Admin {
+        DeviceScope::All
+    } else {
+        DeviceScope::CrewsOf {
+            chief: identity.0.user_id,
+            own_crew: identity.0.crew_id,
+        }
+    };
+    let mut tx = identity.begin(&state).await?;
+    let devices = tx.device_sync_health(scope).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "devices": devices, "at": now_ms() })))
+}
+
 /// The OpenAPI entries of the users and crews routes (merged into `crate::openapi::document`).
 pub fn openapi_paths() -> Value {
     let ok = |what: &str| {
@@ -255,6 +282,10 @@ pub fn openapi_paths() -> Value {
                 "security": [{ "bearer": [] }], "responses": ok("the user"),
                 "parameters": [{ "name": "user_id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }],
                 "requestBody": body(json!({ "role": { "type": "string" }, "crew_id": { "type": ["string", "null"], "format": "uuid" }, "disabled": { "type": "boolean" } }), json!([])) }
+        },
+        "/v1/admin/devices": {
+            "get": { "summary": "Each laptop's sync health: last accepted push (time, changes), last pull (at most once a minute), refused batches, revoked or not (admin: every device; crew chief: its crews' devices; field user and viewer: 403 forbidden).",
+                "security": [{ "bearer": [] }], "responses": ok("devices") }
         },
         "/v1/admin/crews": {
             "get": { "summary": "The tenant's crews (admin, crew chief, viewer).", "security": [{ "bearer": [] }], "responses": ok("crews") },

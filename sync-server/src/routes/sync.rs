@@ -124,6 +124,8 @@ pub async fn push(
                 &headers,
             )
             .await?;
+            tx.note_device_push(identity.0.device_id, receipts.len(), Timestamp(now))
+                .await?;
             // Metered last: the month's counter row stays locked only until the commit just below. A
             // replayed batch has no accepted change and meters nothing.
             let first_accepted = receipts
@@ -153,6 +155,11 @@ pub async fn push(
         PushOutcome::Refused(refused) => {
             tx.rollback().await?;
             Metrics::add(&state.metrics.changes_refused, refused.len() as u64);
+            // The batch left nothing; its refusal is the laptop's sync health (`GET /v1/admin/devices`),
+            // noted in a transaction of its own. Failing to note it must not hide the refusal itself.
+            if let Err(err) = note_refused(&state, &identity, refused.len(), now).await {
+                tracing::warn!(code = %err.code, "could not note a refused batch on its device");
+            }
             let message = format!(
                 "{} of {} changes were refused, so nothing of this batch was applied; the refused ones are listed — send the others again",
                 refused.len(),
@@ -162,6 +169,20 @@ pub async fn push(
             Err(ApiError::new(ErrorCode::BatchRefused, message).with_details(details))
         }
     }
+}
+
+/// Records a refused batch on the pushing device's row.
+async fn note_refused(
+    state: &AppState,
+    identity: &Identity,
+    refused: usize,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mut tx = identity.begin(state).await?;
+    tx.note_device_refused(identity.0.device_id, refused, Timestamp(now))
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// `POST /v1/sync/pull`.
@@ -182,6 +203,8 @@ pub async fn pull(
     };
     let page = tx
         .pull_wire(&scope, request.cursor.as_deref(), limit)
+        .await?;
+    tx.note_device_pull(identity.0.device_id, Timestamp(now_ms()))
         .await?;
     tx.commit().await?;
     Metrics::add(&state.metrics.rows_pulled, page.changes.len() as u64);
