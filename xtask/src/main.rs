@@ -239,7 +239,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     let with_ui = all || args.iter().any(|a| a == "ui");
     let args: Vec<String> = args.iter().filter(|a| *a != "ui").cloned().collect();
     if with_ui && !all && args.is_empty() {
-        return ui_bench::run();
+        return ui_bench();
     }
     system::ensure_test_packages()?;
     let mut cmd = cargo();
@@ -259,9 +259,27 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     run(&mut cmd)?;
     if with_ui {
-        ui_bench::run()?;
+        ui_bench()?;
     }
     Ok(())
+}
+
+/// The `ui` suite (Chromium, written by ui_bench.rs), then its charts and comparison with the
+/// previous run, drawn by stormops-bench from the section it wrote.
+fn ui_bench() -> anyhow::Result<()> {
+    ui_bench::run()?;
+    run(cargo().args([
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "benchmarks",
+        "--bin",
+        "stormops-bench",
+        "--",
+        "--annotate",
+        "ui",
+    ]))
 }
 
 #[cfg(test)]

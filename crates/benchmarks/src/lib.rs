@@ -1,7 +1,11 @@
 //! The benchmark suite behind `cargo xtask bench`: each module measures one part of the system and
-//! returns a Markdown section; `report` writes the sections into `docs/benchmarks.md`.
+//! returns a Markdown section; `report` writes the sections into `docs/benchmarks.md`, `figures` reads
+//! the numbers back from them (and keeps the previous run's), `plots` draws them beside their
+//! references as SVG.
 
+pub mod figures;
 pub mod limits;
+pub mod plots;
 pub mod report;
 pub mod server;
 pub mod store;

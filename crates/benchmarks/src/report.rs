@@ -1,10 +1,112 @@
 //! Writes benchmark sections into `docs/benchmarks.md`: each suite owns one section between markers,
-//! so running one suite refreshes its figures and keeps every other suite's last figures.
+//! so running one suite refreshes its figures and keeps every other suite's last figures. Below the
+//! suite's own text the report adds what it derives from the figures: charts (`plots`) and the
+//! comparison with the previous run (`figures`).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-const HEADER: &str = "# Benchmarks\n\nEvery figure here is written by `cargo xtask bench` (or `cargo xtask bench SUITE`) on the machine that ran it; each section says when and on what. References (plain SQLite, raw PostgreSQL, the previous figure) are measured in the same run.\n";
+use crate::figures::Run;
+use crate::plots::{self, Chart};
+
+const HEADER: &str = "# Benchmarks
+
+Every figure here is written by `cargo xtask bench` (all suites: uplift, store, server, sync, tenant, limits and the `ui` in Chromium) or `cargo xtask bench SUITE…` on the machine that ran it; each section says when and on what. Each figure stands beside its reference measured in the same run (plain SQLite, raw PostgreSQL, RLS bypassed, limits off) and beside the previous run's figure.
+
+Sections: [uplift](#uplift) · [store](#store) · [server](#server) · [sync](#sync) · [tenant](#tenant) · [limits](#limits) · [ui](#ui)
+
+How to read a section: the suite's tables first; then its charts (`docs/benchmarks/*.svg`, drawn by the suite from the same figures: grey bars are references from the same run, dashed red outlines are targets, a black tick is the previous run's value); then every figure of the section against the previous run (kept in `docs/benchmarks/figures.json`). Figures measured while other work ran on the machine are noisy: each suite notes its load average.
+";
+
+/// Where the suite's own text ends and the derived part (charts, comparison) begins.
+pub const DERIVED_MARKER: &str = "<!-- bench:derived -->";
+
+/// The suite's own text of a section, without what the report derived from it last time.
+pub fn strip_derived(section: &str) -> &str {
+    section
+        .find(DERIVED_MARKER)
+        .map_or(section, |at| &section[..at])
+        .trim()
+}
+
+/// Rewrites the report's header (everything before the first section) to the current one.
+pub fn write_header(path: &Path) -> std::io::Result<()> {
+    let existing = fs::read_to_string(path).unwrap_or_default();
+    let sections = existing
+        .find("<!-- bench:")
+        .map_or("", |at| &existing[at..]);
+    fs::write(path, format!("{HEADER}{sections}"))
+}
+
+/// A relative change worth pointing out in the summary line.
+const NOTABLE_CHANGE_PERCENT: f64 = 10.0;
+
+/// What the report adds below a suite's text: links to its charts, the charts it could not draw, and
+/// every figure against the previous run's.
+pub fn derived(charts: &[Chart], missing: &[String], now: &Run, previous: Option<&Run>) -> String {
+    let mut out = format!("{DERIVED_MARKER}\n");
+    if !charts.is_empty() || !missing.is_empty() {
+        out.push_str("\n### Charts\n\n");
+        for chart in charts {
+            let _ = writeln!(
+                out,
+                "![{}](benchmarks/{})\n",
+                chart.title.replace(['[', ']'], ""),
+                chart.file
+            );
+        }
+        for title in missing {
+            let _ = writeln!(out, "_Chart not drawn: {title}._\n");
+        }
+    }
+    out.push_str("### Previous run → this run\n\n");
+    let Some(previous) = previous else {
+        out.push_str("No previous figures for this suite: this is its first run with the report's figure history.\n");
+        return out;
+    };
+    let mut rows = Vec::new();
+    let mut notable = 0;
+    for figure in &now.figures {
+        let Some(before) = previous.get(&figure.key) else {
+            continue;
+        };
+        if before.unit != figure.unit {
+            continue;
+        }
+        let change = plots::change_percent(before.value, figure.value);
+        if change.is_some_and(|c| c.abs() >= NOTABLE_CHANGE_PERCENT) {
+            notable += 1;
+        }
+        let unit = if figure.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", figure.unit)
+        };
+        rows.push(format!(
+            "| {} | {}{unit} | {}{unit} | {} |",
+            figure.key.replace('|', "\\|"),
+            plots::number(before.value),
+            plots::number(figure.value),
+            change.map_or("—".to_owned(), |c| format!("{c:+.1} %"))
+        ));
+    }
+    let new = now.figures.len() - rows.len();
+    let _ = writeln!(
+        out,
+        "Previous run: _{}_. {} figures in both runs, {notable} of them changed by {NOTABLE_CHANGE_PERCENT} % or more; {new} figures new or renamed (no previous value).\n",
+        previous.stamp,
+        rows.len()
+    );
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>Every figure: previous → now</summary>\n\n| figure | previous | now | change |\n|---|---|---|---|\n{}\n\n</details>",
+            rows.join("\n")
+        );
+    }
+    out
+}
 
 fn markers(suite: &str) -> (String, String) {
     (
@@ -87,6 +189,53 @@ mod tests {
         assert_eq!(utc_text(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc_text(951_782_400), "2000-02-29 00:00 UTC");
         assert_eq!(utc_text(1_795_464_566), "2026-11-23 20:09 UTC");
+    }
+
+    #[test]
+    fn the_derived_part_links_the_charts_and_compares_every_figure_with_the_previous_run() {
+        let section = |stamp: &str, on: &str| {
+            format!(
+                "## limits\n\n_{stamp}_\n\n### Empty pull with rate limiting on vs off\n\n\
+                 | | p50 | p99 |\n|---|---|---|\n| limits off | 0.800 ms | 12.0 ms |\n\
+                 | limits on | {on} | 14.0 ms |\n"
+            )
+        };
+        let previous = crate::figures::parse_section(&section("run 1", "1.000 ms"));
+        let now = crate::figures::parse_section(&section("run 2", "0.850 ms"));
+        let (charts, missing) = plots::charts("limits", &now, Some(&previous));
+        let text = derived(&charts, &missing, &now, Some(&previous));
+        assert!(text.starts_with(DERIVED_MARKER));
+        assert!(text.contains("(benchmarks/limits-rate.svg)"), "{text}");
+        // The quota chart's table is absent: said, not silently dropped.
+        assert!(
+            text.contains("_Chart not drawn: A push's tenant transaction"),
+            "{text}"
+        );
+        assert!(text.contains("Previous run: _run 1_. 4 figures in both runs, 1 of them changed"));
+        assert!(
+            text.contains("| Empty pull with rate limiting on vs off › limits on › p50 | 1.00 ms | 0.850 ms | -15.0 % |"),
+            "{text}"
+        );
+        assert!(text.contains("| Empty pull with rate limiting on vs off › limits off › p99 | 12.0 ms | 12.0 ms | +0.0 % |"));
+        // Re-deriving reads only the suite's own text.
+        let full = format!("{}\n\n{text}", section("run 2", "0.850 ms"));
+        assert_eq!(strip_derived(&full), section("run 2", "0.850 ms").trim());
+        assert!(derived(&charts, &missing, &now, None).contains("No previous figures"));
+    }
+
+    #[test]
+    fn the_header_is_rewritten_and_the_sections_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.md");
+        fs::write(
+            &path,
+            "# Old header\n\n<!-- bench:store:start -->\nx\n<!-- bench:store:end -->\n",
+        )
+        .unwrap();
+        write_header(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADER) && !text.contains("Old header"));
+        assert!(text.ends_with("<!-- bench:store:start -->\nx\n<!-- bench:store:end -->\n"));
     }
 
     #[test]
