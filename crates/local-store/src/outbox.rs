@@ -54,7 +54,14 @@ pub struct PendingCounts {
 
 const OUTBOX_COLUMNS: &str = "change_id, hlc, device_id, entity, entity_id, op, payload";
 
-fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Change> {
+/// An outbox row as stored: the change, and its payload text — `None` for the insert of an append-only
+/// record, whose payload is the record itself (migration 0005; see [`resolve`]).
+struct StoredChange {
+    change: Change,
+    payload: Option<String>,
+}
+
+fn change_from_row(row: &Row<'_>) -> rusqlite::Result<StoredChange> {
     let conversion = |index: usize, message: String| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
@@ -65,17 +72,43 @@ fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Change> {
     let hlc: String = row.get(1)?;
     let entity: String = row.get(3)?;
     let op: String = row.get(5)?;
-    let payload: String = row.get(6)?;
-    Ok(Change {
-        id: rows::parsed(row, 0)?,
-        hlc: Hlc::parse(&hlc).map_err(|e| conversion(1, e.to_string()))?,
-        device_id: rows::parsed(row, 2)?,
-        entity: Entity::parse(&entity)
-            .ok_or_else(|| conversion(3, format!("unknown entity {entity}")))?,
-        entity_id: rows::parsed(row, 4)?,
-        op: ChangeOp::parse(&op).ok_or_else(|| conversion(5, format!("unknown op {op}")))?,
-        payload: serde_json::from_str(&payload).map_err(|e| conversion(6, e.to_string()))?,
+    Ok(StoredChange {
+        change: Change {
+            id: rows::parsed(row, 0)?,
+            hlc: Hlc::parse(&hlc).map_err(|e| conversion(1, e.to_string()))?,
+            device_id: rows::parsed(row, 2)?,
+            entity: Entity::parse(&entity)
+                .ok_or_else(|| conversion(3, format!("unknown entity {entity}")))?,
+            entity_id: rows::parsed(row, 4)?,
+            op: ChangeOp::parse(&op).ok_or_else(|| conversion(5, format!("unknown op {op}")))?,
+            payload: Value::Null,
+        },
+        payload: row.get(6)?,
     })
+}
+
+/// The change with its payload: the stored text, or the record it refers to, read back. A reference
+/// whose record is gone cannot happen (deleting such a record first copies it into the outbox row,
+/// `rows::delete_record`); if a damaged file has one anyway, it is a typed error, not a guess.
+fn resolve(conn: &Connection, stored: StoredChange) -> StoreResult<Change> {
+    let StoredChange {
+        mut change,
+        payload,
+    } = stored;
+    change.payload = match payload {
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Decode(e.to_string()))?,
+        None => {
+            rows::append_only_payload(conn, change.entity, &change.entity_id)?.ok_or_else(|| {
+                StoreError::Decode(format!(
+                    "outbox change {} refers to {} {}, which is not stored",
+                    change.id,
+                    change.entity.as_str(),
+                    change.entity_id
+                ))
+            })?
+        }
+    };
+    Ok(change)
 }
 
 /// The values and clocks of pending local writes of one record, oldest first: they win over pulled values
@@ -85,13 +118,14 @@ pub(crate) fn pending_field_writes(
     entity: Entity,
     id: &Uuid,
 ) -> StoreResult<Vec<Change>> {
+    // `seq` order is HLC order: the outbox holds only this device's writes, and its clock never goes back.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'pending' ORDER BY hlc, seq"
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'pending' ORDER BY seq"
     ))?;
-    let changes = stmt
+    let stored = stmt
         .query_map(params![entity.as_str(), id.to_string()], change_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(changes)
+    stored.into_iter().map(|s| resolve(conn, s)).collect()
 }
 
 fn decode<T: serde::de::DeserializeOwned>(payload: &Value) -> StoreResult<T> {
@@ -192,13 +226,14 @@ fn rewrite_inserted(
 impl TenantStore {
     /// The next `limit` pending changes in HLC order, ready to push.
     pub fn pending_changes(&self, limit: usize) -> StoreResult<Vec<Change>> {
+        // `seq` order is HLC order (see `pending_field_writes`), so the rowid walk needs no index or sort.
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY hlc, seq LIMIT ?1"
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?1"
         ))?;
-        let changes = stmt
+        let stored = stmt
             .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], change_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(changes)
+        stored.into_iter().map(|s| resolve(&self.conn, s)).collect()
     }
 
     /// Settles pushed changes in one transaction: accepted and duplicate ones leave the outbox (the record
@@ -261,17 +296,27 @@ impl TenantStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {OUTBOX_COLUMNS}, refused_code, refused_reason, refused_at FROM outbox WHERE state = 'refused' ORDER BY refused_at, seq"
         ))?;
-        let items = stmt
+        let stored = stmt
             .query_map([], |row| {
-                Ok(InboxItem {
-                    change: change_from_row(row)?,
-                    code: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                    reason: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                    refused_at: Timestamp::from_millis(row.get::<_, Option<i64>>(9)?.unwrap_or(0)),
-                })
+                Ok((
+                    change_from_row(row)?,
+                    row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                    row.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                    Timestamp::from_millis(row.get::<_, Option<i64>>(9)?.unwrap_or(0)),
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(items)
+        stored
+            .into_iter()
+            .map(|(change, code, reason, refused_at)| {
+                Ok(InboxItem {
+                    change: resolve(&self.conn, change)?,
+                    code,
+                    reason,
+                    refused_at,
+                })
+            })
+            .collect()
     }
 
     fn refused_change(conn: &Connection, id: ChangeId) -> StoreResult<(Change, Option<Value>)> {
@@ -282,7 +327,7 @@ impl TenantStore {
         .optional()?
         .map(|(change, before)| {
             let before = before.map(|b| serde_json::from_str(&b)).transpose().map_err(|e| StoreError::Decode(e.to_string()))?;
-            Ok::<_, StoreError>((change, before))
+            Ok::<_, StoreError>((resolve(conn, change)?, before))
         })
         .transpose()?
         .ok_or_else(|| StoreError::NotInInbox { change_id: id.to_string() })

@@ -9,7 +9,8 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sync_protocol::{Entity, FieldClocks};
+use serde_json::Value;
+use sync_protocol::{Entity, EntityKind, FieldClocks};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
@@ -511,8 +512,69 @@ pub(crate) fn score_from_row(r: &Row<'_>) -> rusqlite::Result<UpliftScore> {
     })
 }
 
+const TOUCH_BY_ID: &str = "SELECT id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at FROM journey_touches WHERE id = ?1";
+const OUTCOME_BY_ID: &str = "SELECT id, property_id, storm_id, converted, contract_value_cents, occurred_at FROM outcomes WHERE id = ?1";
+const DECISION_BY_ID: &str = "SELECT id, property_id, storm_id, decision, mode, uplift_score, model_version, reason, is_override, decided_by, decided_at FROM policy_decisions WHERE id = ?1";
+
+/// A stored append-only record (touch, outcome, decision) as the payload of its insert change, or `None`
+/// when it is not stored (or `entity` is not append-only). Since migration 0005 the outbox row of such
+/// an insert holds no copy of the record: the record never changes after its insert, so reading it back
+/// and serialising it gives the payload that was written (every column round-trips exactly).
+pub(crate) fn append_only_payload(
+    conn: &Connection,
+    entity: Entity,
+    id: &Uuid,
+) -> StoreResult<Option<Value>> {
+    fn one<T: Serialize>(
+        conn: &Connection,
+        sql: &str,
+        id: &Uuid,
+        read: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Option<Value>> {
+        conn.prepare_cached(sql)?
+            .query_row([id.to_string()], read)
+            .optional()?
+            .map(|record| {
+                serde_json::to_value(&record).map_err(|e| StoreError::Decode(e.to_string()))
+            })
+            .transpose()
+    }
+    match entity {
+        Entity::JourneyTouch => one(conn, TOUCH_BY_ID, id, touch_from_row),
+        Entity::Outcome => one(conn, OUTCOME_BY_ID, id, outcome_from_row),
+        Entity::PolicyDecision => one(conn, DECISION_BY_ID, id, decision_from_row),
+        _ => Ok(None),
+    }
+}
+
+/// Before an append-only record is deleted, the outbox rows that refer to it for their payload (a pending
+/// or refused insert, migration 0005) get a copy of it, so the change stays complete without the record.
+fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreResult<()> {
+    let entity_id = id.to_string();
+    let referred: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND payload IS NULL)",
+        )?
+        .query_row(params![entity.as_str(), entity_id], |r| r.get(0))?;
+    if !referred {
+        return Ok(());
+    }
+    let Some(payload) = append_only_payload(conn, entity, id)? else {
+        return Ok(());
+    };
+    let payload = serde_json::to_string(&payload).map_err(|e| StoreError::Decode(e.to_string()))?;
+    conn.prepare_cached(
+        "UPDATE outbox SET payload = ?3 WHERE entity = ?1 AND entity_id = ?2 AND payload IS NULL",
+    )?
+    .execute(params![entity.as_str(), entity_id, payload])?;
+    Ok(())
+}
+
 /// Deletes the row(s) a pulled tombstone names.
 pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> StoreResult<usize> {
+    if entity.kind() == EntityKind::AppendOnly {
+        keep_outbox_payload(conn, entity, id)?;
+    }
     let sql = match entity {
         Entity::Storm => "DELETE FROM storms WHERE id = ?1",
         Entity::Property => "DELETE FROM properties WHERE id = ?1",

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_lighter_pulled_writes",
         include_str!("../../../migrations/local/0004_lighter_pulled_writes.sql"),
     ),
+    (
+        "0005_outbox_references",
+        include_str!("../../../migrations/local/0005_outbox_references.sql"),
+    ),
 ];
 
 /// The schema version this build creates and understands.
@@ -66,4 +70,70 @@ pub fn dump(conn: &Connection) -> StoreResult<String> {
         out.push_str(";\n\n");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 0005 rebuilds the outbox: rows already queued (pending or refused, with their payloads) survive it,
+    /// and only an append-only insert may go without a payload afterwards.
+    #[test]
+    fn migration_0005_keeps_queued_changes() {
+        let mut conn = Connection::open_in_memory().expect("memory");
+        let (before, after) = MIGRATIONS.split_at(4);
+        assert_eq!(after[0].0, "0005_outbox_references");
+        for (_, sql) in before {
+            conn.execute_batch(sql).expect("0001-0004");
+        }
+        conn.execute_batch(
+            "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, state, refused_code, created_at)
+             VALUES ('c1', 'h1', 'd', 'journey_touch', 't1', 'insert', '{\"id\":\"t1\"}', 'pending', NULL, 5),
+                    ('c2', 'h2', 'd', 'property', 'p1', 'update', '{\"status\":\"won\"}', 'refused', 'unknown_record', 6);",
+        )
+        .expect("queued rows");
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(after[0].1).expect("0005");
+        tx.commit().expect("commit");
+        let rows: Vec<(i64, String, Option<String>, String)> = conn
+            .prepare("SELECT seq, change_id, payload, state FROM outbox ORDER BY seq")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(
+            rows,
+            [
+                (
+                    1,
+                    "c1".into(),
+                    Some("{\"id\":\"t1\"}".into()),
+                    "pending".into()
+                ),
+                (
+                    2,
+                    "c2".into(),
+                    Some("{\"status\":\"won\"}".into()),
+                    "refused".into()
+                ),
+            ]
+        );
+        let insert = |entity: &str, op: &str| {
+            conn.execute(
+                "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, created_at)
+                 VALUES (?1, 'h3', 'd', ?2, 'x', ?3, NULL, 7)",
+                [format!("{entity}-{op}").as_str(), entity, op],
+            )
+        };
+        insert("outcome", "insert").expect("an append-only insert refers to its record");
+        assert!(
+            insert("property", "insert").is_err(),
+            "a mutable record keeps its payload"
+        );
+        assert!(
+            insert("outcome", "delete").is_err(),
+            "only inserts refer to the record"
+        );
+    }
 }

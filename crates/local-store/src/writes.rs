@@ -6,7 +6,7 @@ use domain::*;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use sync_protocol::{Change, ChangeOp, Entity, merge_fields};
+use sync_protocol::{Change, ChangeOp, Entity, EntityKind, merge_fields};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
@@ -125,9 +125,12 @@ impl TenantStore {
         let device_id = self.device_id.to_string();
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
+        // An append-only record never changes after its insert, so its outbox row refers to the stored
+        // record instead of copying it (migration 0005): about half the bytes a touch writes.
+        let by_reference = entity.kind() == EntityKind::AppendOnly;
         {
-            // One statement for the whole batch's outbox rows; an insert's payload is the record itself,
-            // serialised once, straight to its text.
+            // One statement for the whole batch's outbox rows; a mutable record's insert payload is the
+            // record itself, serialised once, straight to its text.
             let mut outbox = tx.prepare_cached(INSERT_OUTBOX)?;
             for record in records {
                 let entity_id = id_of(record);
@@ -141,8 +144,14 @@ impl TenantStore {
                 }
                 let change_id = ChangeId::generate();
                 let hlc = clock.tick(now.millis().max(0) as u64)?;
-                let payload =
-                    serde_json::to_string(record).map_err(|e| StoreError::Decode(e.to_string()))?;
+                let payload = if by_reference {
+                    None
+                } else {
+                    Some(
+                        serde_json::to_string(record)
+                            .map_err(|e| StoreError::Decode(e.to_string()))?,
+                    )
+                };
                 outbox.execute(params![
                     change_id.to_string(),
                     hlc.to_string(),

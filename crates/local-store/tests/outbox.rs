@@ -600,6 +600,94 @@ fn pulled_records_of_every_kind_are_stored_and_tombstones_delete() {
     assert_eq!(pending(&f.store), 2, "pulled records are not pushed back");
 }
 
+/// Append-only inserts keep no copy of the record in the outbox (migration 0005): their payload is read
+/// back from the record. It must be the same JSON text the copy was, and it must survive the record's
+/// deletion (a pulled tombstone) while the change is still pending or refused.
+#[test]
+fn append_only_payloads_are_the_records_text_and_survive_their_deletion() {
+    let (mut f, _, p) = seeded();
+    let user = UserId::generate();
+    let mut t = touch(&p, user, f.store.device_id(), "knocked; \"granule\" loss ✓");
+    t.occurred_at = NOW.plus_millis(-1);
+    let o = outcome(&p, true, 1_250_075);
+    let mut d = decision(&p, Decision::Hold, user, NOW);
+    d.uplift_score = Some(0.1 + 0.2);
+    d.model_version = Some("m-7".into());
+    d.reason = Some("override: owner asked".into());
+    d.is_override = true;
+    f.store.add_touch(&t).expect("touch");
+    f.store.add_outcome(&o).expect("outcome");
+    f.store.add_decision(&d).expect("decision");
+    // What the outbox always handed the engine: the record's JSON as a `Value` (keys sorted), which the
+    // engine serialises into the push body.
+    let as_pushed = |record: serde_json::Value| serde_json::to_string(&record).expect("json");
+    let expected = [
+        as_pushed(serde_json::to_value(&t).expect("json")),
+        as_pushed(serde_json::to_value(&o).expect("json")),
+        as_pushed(serde_json::to_value(&d).expect("json")),
+    ];
+    let texts = |store: &TenantStore| -> Vec<String> {
+        store.pending_changes(100).expect("pending")[2..]
+            .iter()
+            .map(|c| serde_json::to_string(&c.payload).expect("json"))
+            .collect()
+    };
+    assert_eq!(
+        texts(&f.store),
+        expected,
+        "the pushed bytes are the record's"
+    );
+
+    // The server deletes the touch (and the decision) while their inserts are still pending here: the
+    // changes keep their payloads.
+    let tombstone = |entity: Entity, id: uuid::Uuid| PulledChange {
+        entity,
+        entity_id: id,
+        op: ChangeOp::Delete,
+        record: serde_json::Value::Null,
+        field_clocks: None,
+    };
+    let report = f
+        .store
+        .apply_pulled_page(
+            &[
+                tombstone(Entity::JourneyTouch, t.id.0),
+                tombstone(Entity::PolicyDecision, d.id.0),
+            ],
+            "c1",
+            1,
+        )
+        .expect("pull");
+    assert_eq!(report.deleted, 2);
+    assert_eq!(f.store.record_counts().expect("counts").touches, 0);
+    assert_eq!(
+        texts(&f.store),
+        expected,
+        "still complete without the records"
+    );
+
+    // A refused insert whose record is gone is still shown whole in the inbox.
+    let decision_change = f.store.pending_changes(100).expect("pending")[4].id;
+    f.store
+        .apply_receipts(
+            &[Receipt {
+                change_id: decision_change,
+                status: sync_protocol::ReceiptStatus::Refused,
+                code: Some(ErrorCode::UnknownRecord),
+                reason: Some("no such property".into()),
+            }],
+            None,
+        )
+        .expect("receipts");
+    let inbox = f.store.inbox().expect("inbox");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(
+        serde_json::to_string(&inbox[0].change.payload).expect("json"),
+        expected[2]
+    );
+    assert_eq!(pending(&f.store), 4);
+}
+
 #[test]
 fn the_refresh_token_lives_in_the_encrypted_file() {
     let mut f = tenant();

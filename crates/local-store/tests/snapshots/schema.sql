@@ -6,7 +6,7 @@ CREATE INDEX journey_touches_by_time ON journey_touches (occurred_at);
 
 CREATE INDEX outbox_by_record ON outbox (entity, entity_id);
 
-CREATE INDEX outbox_by_state ON outbox (state, hlc);
+CREATE INDEX outbox_refused ON outbox (refused_at, seq) WHERE state = 'refused';
 
 CREATE INDEX outcomes_by_property ON outcomes (property_id, occurred_at);
 
@@ -80,7 +80,7 @@ CREATE TABLE meta (
     created_at  INTEGER NOT NULL
 ) STRICT;
 
-CREATE TABLE outbox (
+CREATE TABLE "outbox" (
     seq            INTEGER PRIMARY KEY,
     change_id      TEXT NOT NULL UNIQUE,
     hlc            TEXT NOT NULL,
@@ -88,14 +88,16 @@ CREATE TABLE outbox (
     entity         TEXT NOT NULL,
     entity_id      TEXT NOT NULL,
     op             TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
-    payload        TEXT NOT NULL,
+    -- NULL: the insert of an append-only record; the payload is the record as stored.
+    payload        TEXT,
     -- For updates: the fields' values and clocks before the write, so discarding it can restore them.
     before         TEXT,
     state          TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'refused')),
     refused_code   TEXT,
     refused_reason TEXT,
     refused_at     INTEGER,
-    created_at     INTEGER NOT NULL
+    created_at     INTEGER NOT NULL,
+    CHECK (payload IS NOT NULL OR (op = 'insert' AND entity IN ('journey_touch', 'outcome', 'policy_decision')))
 ) STRICT;
 
 CREATE TABLE outcomes (
