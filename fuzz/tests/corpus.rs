@@ -1,6 +1,8 @@
 //! The fuzz checks as a bounded, deterministic test: every file of the kept corpus
-//! (`fuzz/corpus/<target>/`) plus seeded pseudo-random inputs and mutations of the corpus files. This is
-//! what runs when libFuzzer cannot (it needs nightly flags); `cargo xtask fuzz` runs the real fuzzer.
+//! (`fuzz/corpus/<target>/`) plus seeded pseudo-random inputs and mutations of the corpus files, without
+//! libFuzzer: a reproducible check to run by hand (`cargo test --manifest-path fuzz/Cargo.toml`). CI runs
+//! the real fuzzer over the same corpus instead (`cargo xtask fuzz`, inside `cargo xtask test`), which
+//! needs no second build of the dependencies.
 
 use std::path::Path;
 
