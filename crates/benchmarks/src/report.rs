@@ -39,6 +39,11 @@ pub fn write_header(path: &Path) -> std::io::Result<()> {
     fs::write(path, format!("{HEADER}{sections}"))
 }
 
+/// Text safe inside a Markdown table cell.
+fn cell_text(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 /// A relative change worth pointing out in the summary line.
 const NOTABLE_CHANGE_PERCENT: f64 = 10.0;
 
@@ -66,7 +71,9 @@ pub fn derived(charts: &[Chart], missing: &[String], now: &Run, previous: Option
         return out;
     };
     let mut rows = Vec::new();
+    let mut compared = 0;
     let mut notable = 0;
+    let mut table = None;
     for figure in &now.figures {
         let Some(before) = previous.get(&figure.key) else {
             continue;
@@ -74,29 +81,48 @@ pub fn derived(charts: &[Chart], missing: &[String], now: &Run, previous: Option
         if before.unit != figure.unit {
             continue;
         }
-        let change = plots::change_percent(before.value, figure.value);
+        // A share is compared in percentage points; anything else relative to its previous value.
+        let (change, shown) = if figure.unit == "%" {
+            let points = figure.value - before.value;
+            (Some(points), format!("{points:+.1} points"))
+        } else {
+            let change = plots::change_percent(before.value, figure.value);
+            (
+                change,
+                change.map_or("—".to_owned(), |c| format!("{c:+.1} %")),
+            )
+        };
+        compared += 1;
         if change.is_some_and(|c| c.abs() >= NOTABLE_CHANGE_PERCENT) {
             notable += 1;
+        }
+        if table != Some(&figure.table) {
+            table = Some(&figure.table);
+            rows.push(format!("| **{}** | | | |", cell_text(&figure.table)));
         }
         let unit = if figure.unit.is_empty() {
             String::new()
         } else {
             format!(" {}", figure.unit)
         };
+        let name = [&figure.row, &figure.column, &figure.part]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" › ");
         rows.push(format!(
-            "| {} | {}{unit} | {}{unit} | {} |",
-            figure.key.replace('|', "\\|"),
+            "| {} | {}{unit} | {}{unit} | {shown} |",
+            cell_text(&name),
             plots::number(before.value),
             plots::number(figure.value),
-            change.map_or("—".to_owned(), |c| format!("{c:+.1} %"))
         ));
     }
-    let new = now.figures.len() - rows.len();
+    let new = now.figures.len() - compared;
     let _ = writeln!(
         out,
-        "Previous run: _{}_. {} figures in both runs, {notable} of them changed by {NOTABLE_CHANGE_PERCENT} % or more; {new} figures new or renamed (no previous value).\n",
+        "Previous run: _{}_. {compared} figures in both runs, {notable} of them changed by {NOTABLE_CHANGE_PERCENT} % (or points) or more; {new} figures new or renamed (no previous value).\n",
         previous.stamp,
-        rows.len()
     );
     if !rows.is_empty() {
         let _ = writeln!(
@@ -213,14 +239,34 @@ mod tests {
         );
         assert!(text.contains("Previous run: _run 1_. 4 figures in both runs, 1 of them changed"));
         assert!(
-            text.contains("| Empty pull with rate limiting on vs off › limits on › p50 | 1.00 ms | 0.850 ms | -15.0 % |"),
+            text.contains(
+                "| **Empty pull with rate limiting on vs off** | | | |\n| limits off › p50 |"
+            ),
             "{text}"
         );
-        assert!(text.contains("| Empty pull with rate limiting on vs off › limits off › p99 | 12.0 ms | 12.0 ms | +0.0 % |"));
+        assert!(
+            text.contains("| limits on › p50 | 1.00 ms | 0.850 ms | -15.0 % |"),
+            "{text}"
+        );
+        assert!(text.contains("| limits off › p99 | 12.0 ms | 12.0 ms | +0.0 % |"));
         // Re-deriving reads only the suite's own text.
         let full = format!("{}\n\n{text}", section("run 2", "0.850 ms"));
         assert_eq!(strip_derived(&full), section("run 2", "0.850 ms").trim());
         assert!(derived(&charts, &missing, &now, None).contains("No previous figures"));
+    }
+
+    #[test]
+    fn shares_change_in_points() {
+        let run = |stamp: &str, share: &str| {
+            crate::figures::parse_section(&format!(
+                "## sync\n\n_{stamp}_\n\n| path | touches/s |\n|---|---|\n| push / ceiling | {share} |\n"
+            ))
+        };
+        let text = derived(&[], &[], &run("b", "44 %"), Some(&run("a", "40 %")));
+        assert!(
+            text.contains("| push / ceiling › touches/s | 40.0 % | 44.0 % | +4.0 points |"),
+            "{text}"
+        );
     }
 
     #[test]
