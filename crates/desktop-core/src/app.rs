@@ -199,20 +199,53 @@ pub struct PropertyDetail {
     pub timeline: Vec<TimelineEntry>,
 }
 
-/// One laptop's sync health.
+/// The laptops' sync health as the crew chief's screen shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct CrewSyncHealth {
+    /// True when the list came from the server (every laptop the role may see); false when only this
+    /// laptop's own figures could be shown.
+    pub from_server: bool,
+    /// Why the server's list is missing (offline, not signed in, an older server); null when it came.
+    pub server_error: Option<CommandError>,
+    /// The server's clock when it answered (this laptop's when it did not).
+    #[ts(type = "number")]
+    pub as_of_ms: i64,
+    pub devices: Vec<DeviceSyncHealth>,
+}
+
+/// One laptop's sync health. The server knows what it saw of each laptop (last accepted push and its
+/// size, last pull, refused batches); only this laptop knows what it still holds, so `pending` and
+/// `refused` (the inbox) are set for this laptop alone.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct DeviceSyncHealth {
     #[ts(type = "string")]
     pub device_id: domain::DeviceId,
+    pub device_name: String,
     pub user_name: String,
-    #[ts(type = "number | null")]
-    pub last_sync_at_ms: Option<i64>,
-    #[ts(type = "number")]
-    pub pending: i64,
-    #[ts(type = "number")]
-    pub refused: i64,
+    pub this_laptop: bool,
     #[ts(type = "import('../types').DeviceStatus")]
     pub status: domain::DeviceStatus,
+    /// The latest of the last push and the last pull (this laptop: its last successful sync).
+    #[ts(type = "number | null")]
+    pub last_sync_at_ms: Option<i64>,
+    #[ts(type = "number | null")]
+    pub last_push_at_ms: Option<i64>,
+    /// Changes in the last accepted batch.
+    #[ts(type = "number | null")]
+    pub last_push_changes: Option<i64>,
+    #[ts(type = "number | null")]
+    pub last_pull_at_ms: Option<i64>,
+    /// Changes waiting on this laptop (unknown for the others).
+    #[ts(type = "number | null")]
+    pub pending: Option<i64>,
+    /// Changes in this laptop's inbox (unknown for the others).
+    #[ts(type = "number | null")]
+    pub refused: Option<i64>,
+    /// Changes the server refused from this laptop, ever, and when last.
+    #[ts(type = "number | null")]
+    pub refused_total: Option<i64>,
+    #[ts(type = "number | null")]
+    pub last_refused_at_ms: Option<i64>,
 }
 
 /// What `storm_create` takes.
@@ -918,14 +951,39 @@ impl App {
         ctx.store.run(move |s| s.crew_day(crew_id, &day)).await
     }
 
-    /// This laptop's sync health. Other laptops' health lives on the server, which has no query for
-    /// it yet; this list never invents them.
-    pub async fn crew_sync_health(&self) -> AppResult<Vec<DeviceSyncHealth>> {
+    /// The laptops' sync health: from the server (an admin's every device, a chief's crews' devices),
+    /// with this laptop's own pending and refused counts merged into its row. When the server cannot be
+    /// asked (offline, not signed in), this laptop alone, saying why; the server refusing the role is
+    /// an error like any other.
+    pub async fn crew_sync_health(&self) -> AppResult<CrewSyncHealth> {
         let ctx = self.ctx()?;
-        ctx.require(OFFICE_READERS, "see crew sync health")?;
+        ctx.require(
+            &[Role::Admin, Role::CrewChief],
+            "see the laptops' sync health",
+        )?;
+        let local = self.this_laptop_health(&ctx).await?;
+        let answer = Self::on_server(&ctx, |client, token| async move {
+            client.admin_devices(&token).await
+        })
+        .await;
+        match answer {
+            Ok(report) => Ok(server_views::device_health(report, local)),
+            Err(e) if e.code == format!("server.{}", ErrorCode::Forbidden) => Err(e),
+            Err(e) => Ok(CrewSyncHealth {
+                from_server: false,
+                server_error: Some(e),
+                as_of_ms: Timestamp::now().millis(),
+                devices: vec![local],
+            }),
+        }
+    }
+
+    /// This laptop's own figures: what it still holds, its inbox, its last successful sync.
+    async fn this_laptop_health(&self, ctx: &Ctx) -> AppResult<DeviceSyncHealth> {
         let revoked = self.status.borrow().connectivity == Connectivity::Revoked;
         let user_name = ctx.email.clone().unwrap_or_else(|| ctx.user.clone());
         let device_id = ctx.device_id;
+        let device_name = self.device_name.clone();
         ctx.store
             .run(move |s| {
                 let counts = s.pending_counts()?;
@@ -934,18 +992,25 @@ impl App {
                     .into_iter()
                     .find(|e| e.outcome == "ok")
                     .map(|e| e.started_at.millis() + e.elapsed_ms);
-                Ok(vec![DeviceSyncHealth {
+                Ok(DeviceSyncHealth {
                     device_id,
+                    device_name,
                     user_name,
-                    last_sync_at_ms: last_ok,
-                    pending: counts.pending,
-                    refused: counts.refused,
+                    this_laptop: true,
                     status: if revoked {
                         domain::DeviceStatus::Revoked
                     } else {
                         domain::DeviceStatus::Active
                     },
-                }])
+                    last_sync_at_ms: last_ok,
+                    last_push_at_ms: None,
+                    last_push_changes: None,
+                    last_pull_at_ms: None,
+                    pending: Some(counts.pending),
+                    refused: Some(counts.refused),
+                    refused_total: None,
+                    last_refused_at_ms: None,
+                })
             })
             .await
     }
@@ -1162,6 +1227,55 @@ impl App {
 /// without a server.
 mod server_views {
     use serde_json::{Value, json};
+
+    use super::{CrewSyncHealth, DeviceSyncHealth};
+
+    /// The server's device list with this laptop's own row (`local`) merged in: the server's times and
+    /// refusals, this laptop's pending and inbox counts and its last successful sync when later. A laptop
+    /// the server does not list (another crew's admin laptop, say) still shows its own row first.
+    pub fn device_health(
+        report: sync_client::DeviceHealthReport,
+        local: DeviceSyncHealth,
+    ) -> CrewSyncHealth {
+        let mut devices: Vec<DeviceSyncHealth> = report
+            .devices
+            .into_iter()
+            .map(|d| {
+                let push = d.last_push_at.map(|t| t.millis());
+                let pull = d.last_pull_at.map(|t| t.millis());
+                DeviceSyncHealth {
+                    device_id: d.device_id,
+                    device_name: d.device_name,
+                    user_name: d.user_name,
+                    this_laptop: false,
+                    status: d.status,
+                    last_sync_at_ms: push.max(pull),
+                    last_push_at_ms: push,
+                    last_push_changes: d.last_push_changes.map(i64::from),
+                    last_pull_at_ms: pull,
+                    pending: None,
+                    refused: None,
+                    refused_total: Some(d.refused_changes_total),
+                    last_refused_at_ms: d.last_refused_at.map(|t| t.millis()),
+                }
+            })
+            .collect();
+        match devices.iter_mut().find(|d| d.device_id == local.device_id) {
+            Some(mine) => {
+                mine.this_laptop = true;
+                mine.pending = local.pending;
+                mine.refused = local.refused;
+                mine.last_sync_at_ms = mine.last_sync_at_ms.max(local.last_sync_at_ms);
+            }
+            None => devices.insert(0, local),
+        }
+        CrewSyncHealth {
+            from_server: true,
+            server_error: None,
+            as_of_ms: report.at,
+            devices,
+        }
+    }
 
     /// `{experiment, treatment, control, lift, model}` → `{storm_id, treatment_share, treated, control,
     /// lift, model}`; arms count the rows with an outcome (the lift's denominators).
@@ -1625,9 +1739,16 @@ mod tests {
             status.pending >= 5,
             "storm, two properties, touch, outcome, decision are pending"
         );
+        // No server to ask (this file never signed in): this laptop alone, saying why.
         let health = f.app.crew_sync_health().await.expect("health");
-        assert_eq!(health.len(), 1);
-        assert_eq!(health[0].pending, status.pending);
+        assert!(!health.from_server);
+        assert_eq!(
+            health.server_error.as_ref().map(|e| e.code.as_str()),
+            Some("sync.needs_sign_in")
+        );
+        assert_eq!(health.devices.len(), 1);
+        assert!(health.devices[0].this_laptop);
+        assert_eq!(health.devices[0].pending, Some(status.pending));
         let day = f.app.crew_day(None, utc_today()).await.expect("crew day");
         assert_eq!(day.touches, 1);
         assert!(
@@ -1669,6 +1790,10 @@ mod tests {
         assert_eq!(code(viewer.app.usage().await), "sync.needs_sign_in");
         assert_eq!(
             code(viewer.app.experiment_create(storm, 0.5).await),
+            "session.forbidden"
+        );
+        assert_eq!(
+            code(viewer.app.crew_sync_health().await),
             "session.forbidden"
         );
 

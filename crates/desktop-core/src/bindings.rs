@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use ts_rs::{Config, ExportError, TS};
 
 use crate::app::{
-    CommandError, CreatedTenant, DeviceSyncHealth, ImportLineError, ImportReport, NewStorm,
-    PropertyDetail, PropertyQuery, RankedProperty, Session,
+    CommandError, CreatedTenant, CrewSyncHealth, DeviceSyncHealth, ImportLineError, ImportReport,
+    NewStorm, PropertyDetail, PropertyQuery, RankedProperty, Session,
 };
 use crate::status::{Connectivity, Phase, Progress, StatusError, SyncStatus};
 
@@ -37,6 +37,7 @@ pub fn typescript_files() -> Result<Vec<(String, String)>, ExportError> {
         render::<PropertyQuery>(&cfg)?,
         render::<RankedProperty>(&cfg)?,
         render::<PropertyDetail>(&cfg)?,
+        render::<CrewSyncHealth>(&cfg)?,
         render::<DeviceSyncHealth>(&cfg)?,
         render::<NewStorm>(&cfg)?,
         render::<ImportLineError>(&cfg)?,

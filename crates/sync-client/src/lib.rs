@@ -13,6 +13,9 @@ use sync_protocol::{
     RefusedBatch, TokenPair,
 };
 
+mod devices;
+pub use devices::{DeviceHealth, DeviceHealthReport};
+
 /// Bodies larger than this are sent gzip-compressed.
 const COMPRESS_OVER_BYTES: usize = 8 * 1024;
 

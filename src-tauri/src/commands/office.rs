@@ -1,7 +1,7 @@
 //! Crew chief and office screens: crew day, sync health, users and crews, storms and imports, and the
 //! server-computed views (experiment, uplift health, usage), which desktop-core fetches from the server.
 
-use desktop_core::app::{AppResult, DeviceSyncHealth, ImportReport, NewStorm};
+use desktop_core::app::{AppResult, CrewSyncHealth, ImportReport, NewStorm};
 use desktop_core::domain::{Crew, CrewId, Storm, StormId, User};
 use desktop_core::local_store::CrewDaySummary;
 
@@ -17,7 +17,7 @@ pub async fn crew_day(
 }
 
 #[tauri::command(rename_all = "snake_case")]
-pub async fn crew_sync_health(app: AppState<'_>) -> AppResult<Vec<DeviceSyncHealth>> {
+pub async fn crew_sync_health(app: AppState<'_>) -> AppResult<CrewSyncHealth> {
     app.crew_sync_health().await
 }
 

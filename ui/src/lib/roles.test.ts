@@ -14,6 +14,9 @@ describe('roles', () => {
     expect(routes).not.toContain('inbox');
     expect(routes).not.toContain('properties');
     expect(routeAllowed('viewer', 'storms')).toBe(false);
+    // Laptops' sync health names people's laptops: crew chiefs and admins only, as on the server.
+    expect(routeAllowed('viewer', 'sync-health')).toBe(false);
+    expect(routeAllowed('crew_chief', 'sync-health')).toBe(true);
     expect(canWriteFieldData('viewer')).toBe(false);
   });
   test('override is for chiefs and admins, as the domain says', () => {

@@ -35,7 +35,6 @@ const NAV: Record<Role, NavItem[]> = {
     { route: 'model-health', label: 'Uplift health' },
     { route: 'crew-day', label: 'Crew day' },
     { route: 'usage', label: 'Usage & plan' },
-    { route: 'sync-health', label: 'Sync health' },
   ],
 };
 

@@ -2,9 +2,10 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { useApp, useLoad, useNow } from '../context';
-import type { Crew, CrewDaySummary } from '../lib/backend/types';
+import type { Crew, CrewDaySummary, CrewSyncHealth, DeviceSyncHealth } from '../lib/backend/types';
 import { CHANNELS, TOUCH_RESULTS } from '../lib/backend/types';
 import { Empty, ErrorNote, Loading, PageHeader, Stat } from '../components/common';
+import { errorText } from '../lib/errors';
 import { formatAgo, formatInt, formatMoney, label, utcDay } from '../lib/format';
 
 export function CrewDayScreen() {
@@ -183,21 +184,35 @@ export function TerritoriesScreen() {
   );
 }
 
+/** A laptop's health in plain words, from what is known of it (see `DeviceSyncHealth`). */
+export function laptopHealth(d: DeviceSyncHealth, now: number): [string, string] {
+  if (d.status === 'revoked') return ['Removed', 'badge-none'];
+  // Refused changes this laptop still holds, or a refusal the server saw after the last accepted batch.
+  const refusedSincePush = d.last_refused_at_ms !== null && (d.last_push_at_ms === null || d.last_refused_at_ms > d.last_push_at_ms);
+  if ((d.refused ?? 0) > 0 || refusedSincePush) return ['Needs attention', 'badge-alert'];
+  const last = d.last_sync_at_ms;
+  if (last === null || now - last > 12 * 3_600_000) return ['Not syncing', 'badge-alert'];
+  if ((d.pending ?? 0) > 50 || now - last > 2 * 3_600_000) return ['Behind', 'badge-warn'];
+  return ['Healthy', 'badge-ok'];
+}
+
 export function SyncHealthScreen() {
   const { backend, revision } = useApp();
   const now = useNow();
-  const { data, error, loading } = useLoad(() => backend.crew_sync_health({}), [revision]);
-  const health = (last: number | null, pending: number, refused: number, status: string) => {
-    if (status === 'revoked') return ['Removed', 'badge-none'];
-    if (refused > 0) return ['Needs attention', 'badge-alert'];
-    if (last === null || now - last > 12 * 3_600_000) return ['Not syncing', 'badge-alert'];
-    if (pending > 50 || now - last > 2 * 3_600_000) return ['Behind', 'badge-warn'];
-    return ['Healthy', 'badge-ok'];
-  };
+  const { data, error, loading } = useLoad<CrewSyncHealth>(() => backend.crew_sync_health({}), [revision]);
+  // Server times are aged by the server's clock at the answer, so a laptop clock that is off does not
+  // make every laptop look behind.
+  const skew = data ? Date.now() - data.as_of_ms : 0;
+  const ago = (at: number | null) => formatAgo(at === null ? null : at + skew, now);
   return (
     <section class="page">
-      <PageHeader title="Sync health" subtitle="Each laptop: when it last synced, what it still holds, and what the server refused." />
+      <PageHeader title="Sync health" subtitle="Each laptop: when the server last heard from it, what it sent, and what the server refused." />
       <ErrorNote error={error} />
+      {data && !data.from_server && (
+        <p class="error-note" role="status" data-testid="sync-health-local-only">
+          Showing this laptop only — the server's list of laptops is not available: {errorText(data.server_error)}
+        </p>
+      )}
       {loading && !data && <Loading what="laptops" />}
       {data && (
         <div class="card table-card">
@@ -207,6 +222,7 @@ export function SyncHealthScreen() {
                 <th scope="col">Laptop</th>
                 <th scope="col">Health</th>
                 <th scope="col">Last sync</th>
+                <th scope="col">Last batch sent</th>
                 <th scope="col" class="num">
                   Waiting
                 </th>
@@ -216,22 +232,39 @@ export function SyncHealthScreen() {
               </tr>
             </thead>
             <tbody>
-              {data.map((d) => {
-                const [text, cls] = health(d.last_sync_at_ms, d.pending, d.refused, d.status);
+              {data.devices.map((d) => {
+                const [text, cls] = laptopHealth(d, now);
+                const refused = d.refused ?? d.refused_total;
                 return (
-                  <tr key={d.device_id}>
-                    <th scope="row">{d.user_name}</th>
+                  <tr key={d.device_id} data-device-id={d.device_id} class={d.this_laptop ? 'row-self' : undefined}>
+                    <th scope="row">
+                      {d.user_name}
+                      <span class="muted"> · {d.this_laptop ? 'this laptop' : d.device_name}</span>
+                    </th>
                     <td>
                       <span class={`badge ${cls}`}>{text}</span>
                     </td>
-                    <td>{formatAgo(d.last_sync_at_ms, now)}</td>
-                    <td class="num">{formatInt(d.pending)}</td>
-                    <td class="num">{formatInt(d.refused)}</td>
+                    <td>{d.this_laptop ? formatAgo(d.last_sync_at_ms, now) : ago(d.last_sync_at_ms)}</td>
+                    <td>
+                      {d.last_push_at_ms === null
+                        ? d.this_laptop
+                          ? '—'
+                          : 'never'
+                        : `${formatInt(d.last_push_changes ?? 0)} ${d.last_push_changes === 1 ? 'change' : 'changes'}, ${ago(d.last_push_at_ms)}`}
+                    </td>
+                    <td class="num">{d.pending === null ? <span aria-label="not reported">—</span> : formatInt(d.pending)}</td>
+                    <td class="num" title={d.refused === null && d.last_refused_at_ms !== null ? `last refused ${ago(d.last_refused_at_ms)}` : undefined}>
+                      {refused === null ? '—' : formatInt(refused)}
+                    </td>
                   </tr>
                 );
               })}
             </tbody>
           </table>
+          <p class="muted table-note">
+            Waiting: only a laptop knows what it still holds, so it is shown for this laptop; for the others the server reports when it last heard from them and
+            the size of their last batch. Refused: this laptop's inbox; for the others, every change the server has refused from them.
+          </p>
         </div>
       )}
     </section>

@@ -293,8 +293,22 @@ describe('crew chief', () => {
     await shot(page, '22-territories');
     await page.getByRole('link', { name: 'Sync health' }).click();
     await page.getByTestId('sync-health').waitFor();
-    expect(await page.locator('[data-testid=sync-health] tbody tr').count()).toBeGreaterThan(2);
+    // This laptop first with what it holds; the crew's other laptops as the server saw them.
+    const rows = page.locator('[data-testid=sync-health] tbody tr');
+    expect(await rows.count()).toBeGreaterThan(2);
+    expect(await rows.first().textContent()).toContain('this laptop');
+    expect(await rows.first().locator('td.num').first().textContent()).toMatch(/^\d+$/);
+    expect(await rows.nth(1).locator('[aria-label="not reported"]').count()).toBe(1);
+    expect(await page.locator('[data-testid=sync-health] .badge-alert').count()).toBeGreaterThan(0);
     await shot(page, '23-sync-health', 'chief-sync-health');
+    // Offline, the chief still sees this laptop, and is told why the others are missing.
+    await page.evaluate(() => (window as unknown as { __stormops: { mock: { setOnline(v: boolean): void } } }).__stormops.mock.setOnline(false));
+    await page.getByRole('link', { name: 'Crew day' }).click();
+    await page.getByRole('link', { name: 'Sync health' }).click();
+    await page.getByTestId('sync-health-local-only').waitFor();
+    expect(await page.getByTestId('sync-health-local-only').textContent()).toMatch(/this laptop only/i);
+    expect(await rows.count()).toBe(1);
+    await page.evaluate(() => (window as unknown as { __stormops: { mock: { setOnline(v: boolean): void } } }).__stormops.mock.setOnline(true));
   });
 });
 
@@ -358,7 +372,7 @@ describe('viewer', () => {
     await openAndUnlock(page, server.url, 'viewer', 'helen');
     await page.locator('svg.lift-chart').waitFor();
     const nav = await page.locator('nav.sidenav a').allTextContents();
-    expect(nav).toEqual(['Experiment & lift', 'Uplift health', 'Crew day', 'Usage & plan', 'Sync health']);
+    expect(nav).toEqual(['Experiment & lift', 'Uplift health', 'Crew day', 'Usage & plan']);
     const writeish = /^(Log|Import|New storm|Start experiment|Confirm|Override|Retry|Discard|Edit|Sync now|Save)/;
     const check = async () => {
       for (const name of await page.locator('main button, .syncbar button').allTextContents()) expect(name).not.toMatch(writeish);
@@ -366,7 +380,7 @@ describe('viewer', () => {
     };
     await check();
     await shot(page, '40-viewer-experiment');
-    for (const link of ['Uplift health', 'Crew day', 'Usage & plan', 'Sync health']) {
+    for (const link of ['Uplift health', 'Crew day', 'Usage & plan']) {
       await page.getByRole('link', { name: link }).click();
       await page.locator('main h1').waitFor();
       await page.waitForTimeout(100);

@@ -8,8 +8,8 @@ import type {
   CreatedTenant,
   Crew,
   CrewDaySummary,
+  CrewSyncHealth,
   Decision,
-  DeviceSyncHealth,
   Experiment,
   ExperimentSummary,
   ImportReport,
@@ -105,7 +105,7 @@ export interface Commands {
   /** A crew's UTC day (`day` is YYYY-MM-DD); crew_id null = everyone. */
   crew_day: { args: { crew_id?: Uuid | null; day: string }; result: CrewDaySummary };
   /** Each laptop of the crew: last sync, pending and refused counts, device status. */
-  crew_sync_health: { args: NoArgs; result: DeviceSyncHealth[] };
+  crew_sync_health: { args: NoArgs; result: CrewSyncHealth };
 
   // ---- office ----
   users: { args: NoArgs; result: User[] };

@@ -33,13 +33,16 @@ export const DEMO_LOCAL_USERS: Record<string, string> = {
   helen: 'helen.park@summitroofing.example',
 };
 
+/** A laptop as the server saw it (`GET /v1/admin/devices`): it never knows what a laptop still holds. */
 export interface DemoDevice {
   id: Uuid;
   user_id: Uuid;
   name: string;
-  last_sync_at_ms: number | null;
-  pending: number;
-  refused: number;
+  last_push_at_ms: number | null;
+  last_push_changes: number | null;
+  last_pull_at_ms: number | null;
+  refused_total: number;
+  last_refused_at_ms: number | null;
   status: 'active' | 'revoked';
 }
 
@@ -159,18 +162,22 @@ export function generateDemoData({ seed, propertyCount, now }: GenerateOptions):
       id: rng.uuid(),
       user_id: u.id,
       name: u.role === 'admin' ? 'Office desktop' : `Truck ${i + 1} laptop`,
-      last_sync_at_ms: now - [4, 90, 12, 35, 260, 8, 1440, 55][i % 8] * 60_000,
-      pending: [0, 3, 0, 14, 0, 2, 87, 0][i % 8],
-      refused: [0, 0, 0, 2, 0, 0, 1, 0][i % 8],
+      last_push_at_ms: now - [4, 90, 12, 35, 260, 8, 1440, 55][i % 8] * 60_000,
+      last_push_changes: [12, 3, 40, 14, 1, 2, 87, 9][i % 8],
+      last_pull_at_ms: now - [3, 88, 11, 30, 255, 7, 1430, 50][i % 8] * 60_000,
+      refused_total: [0, 0, 0, 2, 0, 0, 1, 0][i % 8],
+      last_refused_at_ms: [null, null, null, now - 50 * 60_000, null, null, now - 1500 * 60_000, null][i % 8],
       status: 'active' as const,
     }));
   devices.push({
     id: rng.uuid(),
     user_id: users[4].id,
     name: 'Old truck laptop (lost)',
-    last_sync_at_ms: now - 9 * DAY,
-    pending: 0,
-    refused: 0,
+    last_push_at_ms: now - 9 * DAY,
+    last_push_changes: 6,
+    last_pull_at_ms: now - 9 * DAY,
+    refused_total: 0,
+    last_refused_at_ms: null,
     status: 'revoked',
   });
 

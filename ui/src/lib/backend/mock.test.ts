@@ -241,7 +241,13 @@ describe('sync and inbox', () => {
     expect(crew.users.reduce((a, u) => a + u.touches, 0)).toBe(crew.touches);
     expect(await code(b.crew_day({ day: '2026-13-01' }))).toBe('store.invalid_input');
     const health = await b.crew_sync_health({});
-    expect(health.length).toBeGreaterThan(0);
-    expect(health.length).toBeLessThan(b.mock.data.devices.length);
+    expect(health.from_server).toBe(true);
+    // This laptop first, with what it holds; the others as the server saw them (no pending count).
+    expect(health.devices[0].this_laptop).toBe(true);
+    expect(health.devices[0].pending).toBeGreaterThan(0);
+    const others = health.devices.slice(1);
+    expect(others.length).toBeGreaterThan(0);
+    expect(others.length).toBeLessThan(b.mock.data.devices.length);
+    expect(others.every((d) => d.pending === null && d.refused_total !== null)).toBe(true);
   });
 });

@@ -424,7 +424,6 @@ class MockBridge {
         this.outbox.splice(this.outbox.indexOf(entry), 1);
       }
     }
-    for (const d of this.data.devices) if (d.id === this.deviceId) d.last_sync_at_ms = this.now();
   }
 
   // ---------- queries ----------
@@ -767,18 +766,53 @@ class MockBridge {
     },
 
     crew_sync_health: () => {
-      const s = this.requireRole(['admin', 'crew_chief', 'viewer'], 'see crew sync health');
-      const crewUsers = s.role === 'crew_chief' && s.crew_id ? new Set(this.data.users.filter((u) => u.crew_id === s.crew_id).map((u) => u.id)) : null;
-      return this.data.devices
-        .filter((d) => !crewUsers || crewUsers.has(d.user_id))
+      const s = this.requireRole(['admin', 'crew_chief'], "see the laptops' sync health");
+      const now = this.now();
+      this.refreshCounts();
+      const mine = {
+        device_id: this.deviceId,
+        device_name: 'This laptop',
+        user_name: this.data.users.find((u) => u.id === s.user_id)?.name ?? s.user,
+        this_laptop: true,
+        status: 'active' as const,
+        last_sync_at_ms: this.status.last_success_at_ms,
+        last_push_at_ms: null,
+        last_push_changes: null,
+        last_pull_at_ms: null,
+        pending: this.status.pending,
+        refused: this.status.refused,
+        refused_total: null,
+        last_refused_at_ms: null,
+      };
+      if (!this.online) {
+        return { from_server: false, server_error: { code: 'sync.offline', message: 'no connection to the server' }, as_of_ms: now, devices: [mine] };
+      }
+      // As the server answers: an admin every laptop, a chief the laptops of its own crew and the crews it leads.
+      const crews = new Set(this.data.crews.filter((c) => c.chief_id === s.user_id).map((c) => c.id));
+      if (s.crew_id) crews.add(s.crew_id);
+      const visible = (userId: string) => s.role === 'admin' || crews.has(this.data.users.find((u) => u.id === userId)?.crew_id ?? '');
+      const others = this.data.devices
+        .filter((d) => visible(d.user_id))
         .map((d) => ({
           device_id: d.id,
-          user_name: `${this.data.users.find((u) => u.id === d.user_id)?.name ?? 'Unknown'} · ${d.name}`,
-          last_sync_at_ms: d.last_sync_at_ms,
-          pending: d.pending,
-          refused: d.refused,
+          device_name: d.name,
+          user_name: this.data.users.find((u) => u.id === d.user_id)?.name ?? 'Unknown',
+          this_laptop: false,
           status: d.status,
+          last_sync_at_ms: Math.max(d.last_push_at_ms ?? 0, d.last_pull_at_ms ?? 0) || null,
+          last_push_at_ms: d.last_push_at_ms,
+          last_push_changes: d.last_push_changes,
+          last_pull_at_ms: d.last_pull_at_ms,
+          pending: null,
+          refused: null,
+          refused_total: d.refused_total,
+          last_refused_at_ms: d.last_refused_at_ms,
         }));
+      // This laptop is one of the server's rows when the server knows it (the signed-in user's laptop).
+      const own = others.find((d) => d.status === 'active' && this.data.devices.find((x) => x.id === d.device_id)?.user_id === s.user_id);
+      if (!own) return { from_server: true, server_error: null, as_of_ms: now, devices: [mine, ...others] };
+      const merged = { ...own, this_laptop: true, pending: mine.pending, refused: mine.refused, last_sync_at_ms: Math.max(own.last_sync_at_ms ?? 0, mine.last_sync_at_ms ?? 0) || null };
+      return { from_server: true, server_error: null, as_of_ms: now, devices: [merged, ...others.filter((d) => d !== own)] };
     },
 
     users: () => {

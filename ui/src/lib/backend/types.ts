@@ -341,6 +341,7 @@ export type {
   CommandError,
   Connectivity,
   CreatedTenant,
+  CrewSyncHealth,
   DeviceSyncHealth,
   ImportLineError,
   ImportReport,

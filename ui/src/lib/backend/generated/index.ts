@@ -3,6 +3,7 @@
 export type { CommandError } from './CommandError';
 export type { Connectivity } from './Connectivity';
 export type { CreatedTenant } from './CreatedTenant';
+export type { CrewSyncHealth } from './CrewSyncHealth';
 export type { DeviceSyncHealth } from './DeviceSyncHealth';
 export type { ImportLineError } from './ImportLineError';
 export type { ImportReport } from './ImportReport';

@@ -1,0 +1,75 @@
+//! The laptops' sync health as the server saw it (`GET /v1/admin/devices`): the last accepted push and
+//! its size, the last pull, refused batches, revoked or not. An admin gets every device of its tenant, a
+//! crew chief its crews' devices; the server refuses anyone else with `forbidden`.
+
+use domain::{CrewId, DeviceId, DeviceStatus, Timestamp, UserId};
+use serde::Deserialize;
+
+use crate::{ClientError, SyncClient};
+
+/// One laptop's sync health. The protocol carries no pending count from a laptop, so the last accepted
+/// batch (time and size) and the refused changes stand for it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct DeviceHealth {
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub user_email: String,
+    pub crew_id: Option<CrewId>,
+    pub status: DeviceStatus,
+    pub registered_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub last_push_at: Option<Timestamp>,
+    pub last_push_changes: Option<i32>,
+    /// Recorded by the server at most once a minute.
+    pub last_pull_at: Option<Timestamp>,
+    pub last_refused_at: Option<Timestamp>,
+    pub last_refused_changes: Option<i32>,
+    pub refused_changes_total: i64,
+}
+
+/// The server's answer: the devices and the server's clock when it answered (to age the times with).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct DeviceHealthReport {
+    pub devices: Vec<DeviceHealth>,
+    pub at: i64,
+}
+
+impl SyncClient {
+    /// Each laptop's sync health: `GET /v1/admin/devices`.
+    pub async fn admin_devices(
+        &self,
+        access_token: &str,
+    ) -> Result<DeviceHealthReport, ClientError> {
+        let body = self.get_json("/v1/admin/devices", access_token).await?;
+        serde_json::from_value(body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_servers_shape() {
+        let body = serde_json::json!({
+            "at": 1_700_000_100_000_i64,
+            "devices": [{
+                "device_id": "0190a6f0-0000-7000-8000-000000000001", "device_name": "Sam's laptop",
+                "user_id": "0190a6f0-0000-7000-8000-000000000002", "user_name": "Sam", "user_email": "sam@x.example",
+                "crew_id": null, "status": "revoked", "registered_at": 1_700_000_000_000_i64,
+                "revoked_at": 1_700_000_050_000_i64, "last_push_at": 1_700_000_010_000_i64, "last_push_changes": 12,
+                "last_pull_at": null, "last_refused_at": null, "last_refused_changes": null, "refused_changes_total": 3
+            }]
+        });
+        let report: DeviceHealthReport = serde_json::from_value(body).expect("decodes");
+        let d = &report.devices[0];
+        assert_eq!(d.status, DeviceStatus::Revoked);
+        assert_eq!(d.last_push_at, Some(Timestamp(1_700_000_010_000)));
+        assert_eq!(d.last_push_changes, Some(12));
+        assert_eq!(d.last_pull_at, None);
+        assert_eq!(d.refused_changes_total, 3);
+        assert_eq!(report.at, 1_700_000_100_000);
+    }
+}
