@@ -93,22 +93,45 @@ impl History {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let suites: serde_json::Map<String, Value> = self
+        // One figure per line, so a run's diff shows exactly the figures that moved.
+        let text = |t: &str| Value::String(t.to_owned()).to_string();
+        let run = |run: &Run| {
+            let figures: Vec<String> = run
+                .figures
+                .iter()
+                .map(|f| {
+                    format!(
+                        "        {}",
+                        json!({ "key": f.key, "value": f.value, "unit": f.unit })
+                    )
+                })
+                .collect();
+            format!(
+                "{{\n      \"stamp\": {},\n      \"figures\": [\n{}\n      ]\n    }}",
+                text(&run.stamp),
+                figures.join(",\n")
+            )
+        };
+        let suites: Vec<String> = self
             .suites
             .iter()
             .map(|(name, h)| {
-                let previous = h.previous.as_ref().map_or(Value::Null, run_to_json);
-                (
-                    name.clone(),
-                    json!({ "latest": run_to_json(&h.latest), "previous": previous }),
+                format!(
+                    "  {}: {{\n    \"latest\": {},\n    \"previous\": {}\n  }}",
+                    text(name),
+                    run(&h.latest),
+                    h.previous.as_ref().map_or("null".to_owned(), run)
                 )
             })
             .collect();
-        let doc = json!({
-            "about": "the figures of each suite's last two runs, written by cargo xtask bench; the next run compares with `latest`",
-            "suites": suites,
-        });
-        fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")?;
+        let doc = format!(
+            "{{\n\"about\": {},\n\"suites\": {{\n{}\n}}\n}}\n",
+            text(
+                "the figures of each suite's last two runs, written by cargo xtask bench; the next run compares with `latest`"
+            ),
+            suites.join(",\n")
+        );
+        fs::write(path, doc)?;
         Ok(())
     }
 
@@ -138,15 +161,6 @@ impl History {
             }
         }
     }
-}
-
-fn run_to_json(run: &Run) -> Value {
-    let figures: Vec<Value> = run
-        .figures
-        .iter()
-        .map(|f| json!({ "key": f.key, "value": f.value, "unit": f.unit }))
-        .collect();
-    json!({ "stamp": run.stamp, "figures": figures })
 }
 
 fn run_from_json(value: &Value) -> Option<Run> {
