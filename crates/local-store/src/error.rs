@@ -90,6 +90,12 @@ impl StoreError {
             StoreError::Clock(_) => "store.clock",
             StoreError::Crypto(_) => "store.crypto",
             StoreError::Io { .. } => "store.io",
+            // A full disk is the user's to fix (free space; nothing was written), not "try again".
+            StoreError::Database(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                "store.disk_full"
+            }
             StoreError::Database(_) => "store.database",
             StoreError::Decode(_) => "store.decode",
         };
@@ -106,3 +112,22 @@ impl StoreError {
 
 /// Shorthand for the store's results.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_has_its_own_code() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert_eq!(StoreError::Database(full).code(), "store.disk_full");
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(StoreError::Database(busy).code(), "store.database");
+    }
+}

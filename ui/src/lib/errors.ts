@@ -24,6 +24,7 @@ export const ERROR_TEXT: Record<string, string> = {
   'store.io': 'The laptop could not read or write the file. Check free disk space.',
   'store.crypto': 'The file could not be decrypted.',
   'store.database': 'The local database reported an error. Try again.',
+  'store.disk_full': "The laptop's disk is full. Free some space: nothing was written, and earlier work is safe.",
   'store.decode': 'A record could not be read.',
   // local session
   'session.locked': 'The file is locked. Unlock it to continue.',
