@@ -2,6 +2,7 @@
 //! end to end, `bench` measures and writes docs/benchmarks.md, `tidy` checks the house rules. Each
 //! command installs the system packages it needs (apt on Debian as root; otherwise it prints the command).
 
+mod chaos;
 mod demo;
 mod desktop;
 mod fuzz;
@@ -26,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         "bench" => bench(rest),
         "fuzz" => fuzz::run_fuzz(rest),
         "load" => load::run_load(rest),
+        "chaos" => chaos::run_chaos(rest),
         "tidy" => tidy::run(&workspace_root(), rest.iter().any(|a| a == "--bless")),
         "codegen" => codegen(),
         "help" | "--help" | "-h" => {
@@ -41,7 +43,7 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  fuzz [--seconds N] [TARGET...]  run the fuzz targets under libFuzzer (60 s each by default)\n  load [ARGS]    run the load scenarios (one instance; two behind nginx, one killed) and write docs/load.md\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
+        "cargo xtask <command>\n\n  test           format, lint and run every test (installs what it needs)\n  demo           run the main job end to end\n  bench [SUITE]  run benchmarks (all, or the named suites; `ui` runs in Chromium) and write docs/benchmarks.md\n  tidy [--bless] check the house rules (--bless records new migrations as applied)\n  fuzz [--seconds N] [TARGET...]  run the fuzz targets under libFuzzer (60 s each by default)\n  load [ARGS]    run the load scenarios (one instance; two behind nginx, one killed) and write docs/load.md\n  chaos [SCENARIO...]  run the chaos suite at full scale (PostgreSQL restart, server kill -9, network faults, full disk, clock skew) and write docs/chaos.md\n  codegen        regenerate the UI\'s TypeScript bindings from the Rust bridge types"
     );
 }
 

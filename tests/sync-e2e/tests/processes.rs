@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,25 +18,6 @@ use fault_proxy::Fault;
 use local_store::{DataDir, Passphrase};
 use sync_server::state::ServerSettings;
 use uuid::Uuid;
-
-/// A workspace binary next to this test's executable (`target/<profile>/NAME`). `cargo test
-/// --workspace` (and `cargo xtask test`) builds every workspace binary before running tests.
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace binaries first (`cargo build --workspace`, or run the tests \
-         with `cargo test --workspace`)",
-        path.display()
-    );
-    path
-}
 
 const NOTE_SECRET: &str = "gate code 4417 behind the blue shed";
 const ADDRESS_MARKER: &str = "Secretorchard";
@@ -233,29 +212,6 @@ async fn the_cli_killed_mid_push_resumes_exactly_once_and_its_diagnostics_are_re
         assert!(!raw.contains(&secret), "the bundle contains {what}");
     }
     server.stop().await;
-}
-
-/// `stormops-server serve` on `port`, over the backend's database; returns once it listens.
-fn spawn_server(backend: &Backend, port: u16) -> Child {
-    let mut child = Command::new(workspace_binary("stormops-server"))
-        .arg("serve")
-        .env("STORMOPS_DATABASE_URL", &backend.init.app_url)
-        .env("STORMOPS_CONTROL_DATABASE_URL", &backend.init.control_url)
-        .env("STORMOPS_BIND", format!("127.0.0.1:{port}"))
-        .env("STORMOPS_LOG", "error")
-        // No token key: each process makes its own, so the laptop's access token dies with the process
-        // (as for an operator who did not set one) and the engine must get a new one by itself.
-        .env_remove("STORMOPS_TOKEN_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("stormops-server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on"), "server said {line:?}");
-    child
 }
 
 /// Runs the agent until the outbox is empty and the last sync succeeded (bounded generously).

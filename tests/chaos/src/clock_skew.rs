@@ -1,0 +1,299 @@
+//! Laptops whose wall clocks are off: one minutes ahead (inside the protocol's bound), one hours
+//! behind, one hours ahead (beyond the bound). The hybrid logical clock must keep causality (a write
+//! made after seeing another write wins over it, whatever the writer's wall clock says), concurrent
+//! edits must converge to one value on the server and every laptop, and readings too far in the future
+//! must be refused with the protocol's typed error (`clock_skew`) without writing anything.
+
+use std::time::Instant;
+
+use desktop_core::SyncError;
+use domain::{Hlc, PropertyId, PropertyStatus, Role, Timestamp};
+use e2e_harness::{Backend, Laptop, Tenant, laptop, pending, touches, write_touches};
+use local_store::{PropertyUpdate, WallClock};
+use sync_protocol::MAX_CLOCK_SKEW_MS;
+use sync_server::state::ServerSettings;
+
+use crate::Scale;
+use crate::fleet::{agent_config, secs};
+use crate::pg_restart::tempdir;
+use crate::report::Finding;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+/// The operating system's clock shifted by a fixed offset: a laptop whose date is set wrong.
+#[derive(Debug, Clone, Copy)]
+struct SkewedClock(i64);
+
+impl WallClock for SkewedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().plus_millis(self.0)
+    }
+}
+
+async fn set_skew(l: &Laptop, offset_ms: i64) {
+    l.engine
+        .with_store(move |s| {
+            s.set_wall_clock(Box::new(SkewedClock(offset_ms)));
+            Ok(())
+        })
+        .await
+        .expect("set the laptop's clock");
+}
+
+/// Writes `status` to `property` on `l`; returns the write's clock reading.
+async fn write_status(l: &Laptop, property: PropertyId, status: PropertyStatus) -> Hlc {
+    l.engine
+        .with_store(move |s| {
+            s.update_property(
+                property,
+                &PropertyUpdate {
+                    status: Some(status),
+                    ..Default::default()
+                },
+            )?;
+            Ok(s.last_hlc())
+        })
+        .await
+        .expect("status write")
+}
+
+async fn local_status(l: &Laptop, property: PropertyId) -> String {
+    l.engine
+        .with_store(move |s| Ok(s.property(property)?.map(|p| p.status.as_str().to_owned())))
+        .await
+        .expect("local property")
+        .unwrap_or_default()
+}
+
+async fn server_status(backend: &Backend, tenant: &Tenant, property: PropertyId) -> String {
+    backend
+        .statuses(tenant.id)
+        .await
+        .get(&property.0)
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn sync(l: &Laptop, who: &str) {
+    l.engine
+        .sync_once()
+        .await
+        .unwrap_or_else(|e| panic!("{who} syncs: {e}"));
+}
+
+/// The value of `property` on the server and on each laptop, checked to be one value; returns it.
+async fn agreed(
+    backend: &Backend,
+    tenant: &Tenant,
+    laptops: &[&Laptop],
+    property: PropertyId,
+) -> String {
+    let on_server = server_status(backend, tenant, property).await;
+    for (i, l) in laptops.iter().enumerate() {
+        let local = local_status(l, property).await;
+        assert_eq!(
+            local, on_server,
+            "laptop {i} holds {local}, the server {on_server}, for the same property"
+        );
+    }
+    on_server
+}
+
+pub async fn run(scale: Scale) -> Vec<Finding> {
+    let backend = Backend::fresh().await;
+    let server = backend.serve(ServerSettings::default()).await;
+    let emails = [
+        "ahead@skew.example",
+        "behind@skew.example",
+        "far@skew.example",
+        "late@skew.example",
+    ];
+    let users: Vec<(&str, Role)> = emails.iter().map(|e| (*e, Role::FieldUser)).collect();
+    let tenant = backend.tenant("Clock Skew", &users, 20, "Skew").await;
+    let dir = tempdir();
+    let mut laptops = Vec::new();
+    for (i, email) in emails.iter().enumerate() {
+        let l = laptop(
+            server.addr,
+            &tenant.slug,
+            email,
+            &dir.path().join(format!("laptop-{i}")),
+            agent_config(),
+        )
+        .await;
+        l.engine.sync_once().await.expect("first sync");
+        laptops.push(l);
+    }
+    let [ahead, behind, far, late] = &laptops[..] else {
+        unreachable!("four laptops were signed in")
+    };
+    // Within the bound: 4 minutes ahead. Hours off: 3 h behind, 2 h ahead (beyond the 10 min bound),
+    // and 5 minutes behind (within the bound, for causality across a small skew).
+    set_skew(ahead, 4 * MINUTE).await;
+    set_skew(behind, -3 * HOUR).await;
+    set_skew(far, 2 * HOUR).await;
+    set_skew(late, -5 * MINUTE).await;
+    let p = &tenant.properties;
+    let mut findings = Vec::new();
+    let rounds = scale.rounds.max(1);
+
+    // 1. Causality: a write made after pulling another write wins over it.
+    let mut causal = Vec::new();
+    for round in 0..rounds {
+        for (who, reader) in [("5 min behind", late), ("3 h behind", behind)] {
+            let property = p[(round * 2 + usize::from(who == "3 h behind")) % p.len()];
+            let first = write_status(ahead, property, PropertyStatus::Inspected).await;
+            sync(ahead, "the laptop 4 min ahead").await;
+            sync(reader, who).await;
+            let seen = local_status(reader, property).await;
+            assert_eq!(seen, "inspected", "{who} pulled the first write");
+            let second = write_status(reader, property, PropertyStatus::Contracted).await;
+            sync(reader, who).await;
+            sync(ahead, "the laptop 4 min ahead").await;
+            let value = agreed(&backend, &tenant, &[ahead, reader], property).await;
+            causal.push((who, first, second, value));
+        }
+    }
+    let mut violated = Vec::new();
+    for (who, first, second, value) in &causal {
+        if second <= first || value != "contracted" {
+            violated.push(format!(
+                "{who}: later write {second} vs earlier {first}, kept {value}"
+            ));
+        }
+    }
+    let small: Vec<_> = causal.iter().filter(|c| c.0 == "5 min behind").collect();
+    assert!(
+        small
+            .iter()
+            .all(|(_, first, second, value)| second > first && value == "contracted"),
+        "causality within the skew bound: {causal:?}"
+    );
+    let fault = "Clock skew: a laptop 5 min / 3 h behind edits a property after pulling an edit from a laptop 4 min ahead";
+    let checked =
+        "the later (causal) write gets the greater HLC and wins on the server and both laptops";
+    findings.push(if violated.is_empty() {
+        Finding::passed(
+            fault,
+            checked,
+            format!(
+                "{} causal pairs: every later write ordered after the earlier one and kept everywhere",
+                causal.len()
+            ),
+            "—".into(),
+        )
+    } else {
+        Finding::defect(
+            fault,
+            checked,
+            format!(
+                "5 min behind (within the bound): all {} later writes ordered after what they saw and kept everywhere; 3 h behind: {} of {} later writes LOST ({}): the laptop does not adopt a pulled reading more than {} min ahead of its own wall clock, so its next write is stamped before what it has already seen",
+                small.len(),
+                violated.len(),
+                causal.len() - small.len(),
+                violated.join("; "),
+                MAX_CLOCK_SKEW_MS / 60_000
+            ),
+            "—".into(),
+        )
+    });
+
+    // 2. Concurrent edits: both laptops edit the same property offline, then sync in both orders.
+    let mut converged = Vec::new();
+    for round in 0..rounds {
+        let property = p[(p.len() - 1 - round) % p.len()];
+        let a = write_status(ahead, property, PropertyStatus::NotInterested).await;
+        let b = write_status(behind, property, PropertyStatus::InProgress).await;
+        let (first, second) = if round % 2 == 0 {
+            (ahead, behind)
+        } else {
+            (behind, ahead)
+        };
+        sync(first, "first").await;
+        sync(second, "second").await;
+        sync(first, "first again").await;
+        let value = agreed(&backend, &tenant, &[ahead, behind], property).await;
+        let winner = if a > b {
+            "not_interested"
+        } else {
+            "in_progress"
+        };
+        assert_eq!(
+            value, winner,
+            "the write with the greater HLC wins everywhere"
+        );
+        converged.push(value);
+    }
+    findings.push(Finding::passed(
+        "Clock skew: concurrent offline edits of one property by a laptop 4 min ahead and one 3 h behind, synced in both orders",
+        "server and both laptops hold one value, the write with the greater HLC",
+        format!("{} properties: every one converged to the greater-HLC write on the server and both laptops ({})", converged.len(), converged.join(", ")),
+        "—".into(),
+    ));
+
+    // 3. Beyond the bound: a laptop 2 h ahead is refused with `clock_skew`, nothing written.
+    let work = touches(far, tenant.storm, p, 50, "from a clock 2 h ahead");
+    let ids: Vec<uuid::Uuid> = work.iter().map(|t| t.id.0).collect();
+    write_touches(far, work).await;
+    let property = p[p.len() / 2];
+    let status_before = server_status(&backend, &tenant, property).await;
+    write_status(far, property, PropertyStatus::DoNotContact).await;
+    let pending_before = pending(far).await;
+    let err = far
+        .engine
+        .sync_once()
+        .await
+        .expect_err("a push 2 h ahead is refused");
+    assert!(
+        matches!(&err, SyncError::Server { code, .. } if *code == sync_protocol::ErrorCode::ClockSkew),
+        "refused with clock_skew, not {err:?}"
+    );
+    let on_server = backend.ids(tenant.id, "journey_touches").await;
+    assert!(
+        ids.iter().all(|id| !on_server.contains(id)),
+        "none of its touches on the server"
+    );
+    assert_eq!(
+        server_status(&backend, &tenant, property).await,
+        status_before,
+        "its edit not applied"
+    );
+    assert_eq!(
+        pending(far).await,
+        pending_before,
+        "its outbox kept every change"
+    );
+    // The clock is corrected: does the laptop get back in sync by itself?
+    set_skew(far, 0).await;
+    let corrected = Instant::now();
+    let after_fix = far.engine.sync_once().await;
+    let fault = "Clock skew: a laptop 2 h ahead (bound 10 min) pushes touches and an edit, then its clock is corrected";
+    let checked = "the push is refused with the typed `clock_skew` error; nothing of it reaches the server; the outbox keeps every change; after the clock is corrected the laptop syncs again";
+    let refused = format!(
+        "refused with `{}`: 0 of 50 touches and not the edit on the server; {pending_before} changes kept in its outbox",
+        err.code()
+    );
+    findings.push(match &after_fix {
+        Ok(_) => Finding::passed(
+            fault,
+            checked,
+            refused,
+            format!(
+                "synced {} after the clock was corrected",
+                secs(corrected.elapsed())
+            ),
+        ),
+        Err(e) => Finding::defect(
+            fault,
+            checked,
+            format!(
+                "{refused}; after the clock was corrected the next sync still fails with `{}`: the outbox (and the file's clock) hold readings 2 h ahead and nothing re-stamps them, so the laptop cannot push or pull until real time passes them",
+                e.code()
+            ),
+            "not recovered (would take the 2 h of skew)".into(),
+        ),
+    });
+    server.stop().await;
+    findings
+}
