@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use desktop_core::{EngineConfig, Phase, SignInRequest, SyncEngine, sign_in};
 use domain::*;
-use local_store::{DataDir, Passphrase};
+use local_store::{DataDir, Passphrase, PulledText};
 use server_store::{AppPool, ControlPool, NewUser, PoolSettings};
 use sync_client::{PushOutcome, SyncClient};
 use sync_protocol::{LoginRequest, MAX_PULL_LIMIT, MAX_PUSH_CHANGES, PushRequest};
@@ -531,7 +531,7 @@ async fn run_async() -> anyhow::Result<String> {
     let mut pages = Vec::new();
     loop {
         let (page, _) = client
-            .pull(&pair.access_token, cursor.as_deref(), Some(MAX_PULL_LIMIT))
+            .pull_raw(&pair.access_token, cursor.as_deref(), Some(MAX_PULL_LIMIT))
             .await?;
         fetched += page.changes.len();
         cursor = Some(page.next_cursor.clone());
@@ -559,7 +559,19 @@ async fn run_async() -> anyhow::Result<String> {
             .store;
         let started = Instant::now();
         for page in &pages {
-            store.apply_pulled_page(&page.changes, &page.next_cursor, page.watermark)?;
+            // The engine's own form: each record still the JSON text the server sent.
+            let texts: Vec<PulledText<'_>> = page
+                .changes
+                .iter()
+                .map(|c| PulledText {
+                    entity: c.entity,
+                    entity_id: c.entity_id,
+                    op: c.op,
+                    record: c.record.get(),
+                    field_clocks: c.field_clocks.as_deref().map(|v| v.get()),
+                })
+                .collect();
+            store.apply_pulled_text(&texts, &page.next_cursor, page.watermark)?;
         }
         Ok(started.elapsed())
     })
@@ -571,7 +583,7 @@ async fn run_async() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "| of which local apply alone (`apply_pulled_page` of the same pages into another new SQLCipher file, no network) | {:.2} s ({:.0} rows/s) |",
+        "| of which local apply alone (`apply_pulled_text` of the same pages into another new SQLCipher file, no network) | {:.2} s ({:.0} rows/s) |",
         apply.as_secs_f64(),
         fetched as f64 / apply.as_secs_f64()
     )?;

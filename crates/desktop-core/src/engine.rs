@@ -6,14 +6,14 @@
 //! on "sync now", after local writes (debounced), on a timer, and when the server becomes reachable
 //! again, backing off with jitter while it is not.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::{ChangeId, TenantId, Timestamp};
-use local_store::{DataDir, TenantStore};
-use sync_client::{ClientError, PushOutcome, SyncClient};
-use sync_protocol::{Change, ErrorCode};
+use local_store::{DataDir, PulledText, TenantStore};
+use sync_client::{ClientError, PushOutcome, RawPullPage, SyncClient, Transfer};
+use sync_protocol::{Change, EntityKind, ErrorCode};
 use tokio::sync::{Notify, watch};
 use zeroize::Zeroizing;
 
@@ -127,6 +127,64 @@ impl Settle {
                 store.apply_receipts(&receipts, Some(hlc)).map(|_| ())
             }
             Settle::Refused(refused) => store.apply_receipts(&refused, None).map(|_| ()),
+        }
+    }
+}
+
+/// How many push batches may be on their way at once (see `sync_inner`).
+const PUSHES_IN_FLIGHT: usize = 2;
+
+type PushResult = Result<(PushOutcome, Transfer), ClientError>;
+
+/// A spawned push that is cancelled when dropped (a sync that stops on an error leaves no push
+/// running behind it; the server applies such a batch whole or not at all, and a re-sent change is a
+/// duplicate).
+struct PushTask(tokio::task::JoinHandle<PushResult>);
+
+impl PushTask {
+    async fn join(mut self) -> PushResult {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) => Err(ClientError::Network(format!("the push task stopped: {e}"))),
+        }
+    }
+}
+
+impl Drop for PushTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A pushed batch on its way.
+struct InFlight {
+    changes: Arc<Vec<Change>>,
+    /// Nothing but append-only records: later batches may travel with it.
+    append_only: bool,
+    /// The access token it was sent with.
+    token: Zeroizing<String>,
+    task: PushTask,
+}
+
+impl InFlight {
+    fn launch(
+        client: &SyncClient,
+        changes: impl Into<Arc<Vec<Change>>>,
+        token: &Zeroizing<String>,
+    ) -> Self {
+        let changes: Arc<Vec<Change>> = changes.into();
+        let append_only = changes
+            .iter()
+            .all(|c| c.entity.kind() == EntityKind::AppendOnly);
+        let (client, batch, sent_with) = (client.clone(), Arc::clone(&changes), token.clone());
+        let task = PushTask(tokio::spawn(async move {
+            client.push(&sent_with, &batch).await
+        }));
+        Self {
+            changes,
+            append_only,
+            token: token.clone(),
+            task,
         }
     }
 }
@@ -458,61 +516,70 @@ impl SyncEngine {
         });
         let mut refreshed = false;
         let batch = self.config.push_batch;
-        // One push is in flight at a time. While it travels, the laptop stores the previous batch's
-        // receipts and reads the next batch (the pending rows after the ones in flight), so the local
-        // file and the network overlap instead of taking turns.
+        // Up to two batches are in flight, so the server works on one while the other travels or
+        // waits for its commit, and the laptop stores answers and reads the next batch meanwhile. A
+        // batch only joins batches in flight that hold nothing but append-only records (touches,
+        // outcomes, decisions): such a batch creates nothing a later batch could refer to and writes no
+        // mutable record the other could be merging at the same time, so the two may commit in either
+        // order. A batch that creates or edits a mutable record travels alone.
+        let mut queue: VecDeque<InFlight> = VecDeque::new();
         let mut settle: Option<Settle> = None;
-        let mut next: Option<Vec<Change>> = None;
+        let mut exhausted = false;
         loop {
-            let changes = match next.take() {
-                Some(changes) => changes,
-                None => {
-                    let previous = settle.take();
-                    self.with_store(move |s| {
+            while !exhausted
+                && queue.len() < PUSHES_IN_FLIGHT
+                && queue.iter().all(|f| f.append_only)
+            {
+                let in_flight: HashSet<ChangeId> = queue
+                    .iter()
+                    .flat_map(|f| f.changes.iter().map(|c| c.id))
+                    .collect();
+                let previous = settle.take();
+                let changes = self
+                    .with_store(move |s| {
                         if let Some(previous) = previous {
                             previous.store(s)?;
                         }
-                        s.pending_changes(batch)
+                        // The batches in flight are still pending: read past them.
+                        let rows = s.pending_changes(batch + in_flight.len())?;
+                        Ok(rows
+                            .into_iter()
+                            .filter(|c| !in_flight.contains(&c.id))
+                            .take(batch)
+                            .collect::<Vec<_>>())
                     })
-                    .await?
+                    .await?;
+                if changes.is_empty() {
+                    exhausted = true;
+                } else {
+                    queue.push_back(InFlight::launch(&self.client, changes, &token));
                 }
-            };
-            if changes.is_empty() {
-                break;
             }
-            let in_flight: HashSet<ChangeId> = changes.iter().map(|c| c.id).collect();
-            let previous = settle.take();
-            let local = self.with_store(move |s| {
-                if let Some(previous) = previous {
-                    previous.store(s)?;
-                }
-                let rows = s.pending_changes(batch + in_flight.len())?;
-                Ok(rows
-                    .into_iter()
-                    .filter(|c| !in_flight.contains(&c.id))
-                    .take(batch)
-                    .collect::<Vec<_>>())
-            });
-            let (pushed, following) = tokio::join!(self.client.push(&token, &changes), local);
-            let following = following?;
-            let pushed = match pushed {
+            let Some(oldest) = queue.pop_front() else {
+                break;
+            };
+            let (outcome, transfer) = match oldest.task.join().await {
                 Ok(ok) => ok,
                 // An access token the server no longer accepts — expired, or signed with the key of a
                 // server process that has since restarted without a shared key — is replaced from the
-                // refresh token once; only a failed refresh means the user must sign in again.
+                // refresh token once; only a failed refresh means the user must sign in again. A batch
+                // sent with a token already replaced is simply sent again with the new one.
+                Err(e) if access_token_rejected(&e) && *oldest.token != *token => {
+                    queue.push_front(InFlight::launch(&self.client, oldest.changes, &token));
+                    continue;
+                }
                 Err(e) if !refreshed && access_token_rejected(&e) => {
                     refreshed = true;
                     token = self.access_token(true).await?;
-                    next = Some(changes);
+                    queue.push_front(InFlight::launch(&self.client, oldest.changes, &token));
                     continue;
                 }
                 Err(e) => return Err(classify(e)),
             };
-            let (outcome, transfer) = pushed;
             report.push_batches += 1;
             report.bytes_sent += transfer.sent_bytes;
             report.bytes_received += transfer.received_bytes;
-            settle = Some(match outcome {
+            let previous = settle.replace(match outcome {
                 PushOutcome::Applied(response) => {
                     for r in &response.receipts {
                         match r.status {
@@ -527,12 +594,14 @@ impl SyncEngine {
                     // The batch was rolled back: the refused changes go to the inbox, the rest stay
                     // pending and are read again once this settles.
                     report.refused += refused.refused.len() as u64;
+                    exhausted = false;
                     Settle::Refused(refused.refused)
                 }
             });
-            // With nothing read ahead, the next round settles this batch first and reads afresh (which
-            // also picks up what a refused batch left pending).
-            next = Some(following).filter(|f| !f.is_empty());
+            if let Some(previous) = previous {
+                // Two answers arrived before the next read: store the older one now.
+                self.with_store(move |s| previous.store(s)).await?;
+            }
             let done = report.pushed + report.duplicates + report.refused;
             let elapsed = started.elapsed().as_millis() as u64;
             self.update(|s| {
@@ -541,11 +610,43 @@ impl SyncEngine {
                 s.eta_ms = SyncStatus::estimate_eta(done, total.max(done), elapsed);
             });
         }
+        if let Some(last) = settle.take() {
+            self.with_store(move |s| last.store(s)).await?;
+        }
         self.update(|s| s.phase = Phase::Pulling);
         let cursor = self.with_store(|s| s.sync_state()).await?.cursor;
-        let mut fetched = self
+        let first = self
             .pull_page(&mut token, &mut refreshed, cursor.as_deref())
             .await?;
+        // More than one page to come (a first sync, a long time offline): let the log grow until the
+        // pull ends (see `TenantStore::set_long_pull`), and put the file back whatever the outcome.
+        let long = first.0.has_more;
+        if long {
+            self.with_store(|s| s.set_long_pull(true)).await?;
+        }
+        let pulled = self
+            .pull_pages(first, &mut token, &mut refreshed, report)
+            .await;
+        if long {
+            let restored = self.with_store(|s| s.set_long_pull(false)).await;
+            pulled?;
+            restored?;
+        } else {
+            pulled?;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(())
+    }
+
+    /// Applies `first` and every page after it, in order, each in one local transaction with its cursor.
+    async fn pull_pages(
+        &self,
+        first: (RawPullPage, Transfer),
+        token: &mut Zeroizing<String>,
+        refreshed: &mut bool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let mut fetched = first;
         loop {
             let (page, transfer) = fetched;
             report.pull_pages += 1;
@@ -558,14 +659,23 @@ impl SyncEngine {
             // store), so a long pull costs about the slower of download and apply rather than their
             // sum. A failure of either stops the sync; every page applied before it stays applied.
             let apply = self.with_store(move |s| {
-                s.apply_pulled_page(&page.changes, &page.next_cursor, page.watermark)
+                let texts: Vec<PulledText<'_>> = page
+                    .changes
+                    .iter()
+                    .map(|c| PulledText {
+                        entity: c.entity,
+                        entity_id: c.entity_id,
+                        op: c.op,
+                        record: c.record.get(),
+                        field_clocks: c.field_clocks.as_deref().map(|v| v.get()),
+                    })
+                    .collect();
+                s.apply_pulled_text(&texts, &page.next_cursor, page.watermark)
                     .map(drop)
             });
             let following = if has_more {
-                let (applied, following) = tokio::join!(
-                    apply,
-                    self.pull_page(&mut token, &mut refreshed, Some(&next))
-                );
+                let (applied, following) =
+                    tokio::join!(apply, self.pull_page(token, refreshed, Some(&next)));
                 applied?;
                 Some(following?)
             } else {
@@ -580,11 +690,9 @@ impl SyncEngine {
             });
             match following {
                 Some(page) => fetched = page,
-                None => break,
+                None => return Ok(()),
             }
         }
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(())
     }
 
     /// Pulls one page after `cursor`, replacing a rejected access token from the refresh token once
@@ -594,11 +702,11 @@ impl SyncEngine {
         token: &mut Zeroizing<String>,
         refreshed: &mut bool,
         cursor: Option<&str>,
-    ) -> Result<(sync_protocol::PullPage, sync_client::Transfer), SyncError> {
+    ) -> Result<(RawPullPage, sync_client::Transfer), SyncError> {
         loop {
             match self
                 .client
-                .pull(token, cursor, Some(self.config.pull_limit))
+                .pull_raw(token, cursor, Some(self.config.pull_limit))
                 .await
             {
                 Ok(ok) => return Ok(ok),

@@ -29,7 +29,7 @@ pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE};
 pub use data_dir::{CreatedTenant, DataDir, NewTenant, ServerLink, TenantEntry};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{InboxItem, PendingCounts, ReceiptSummary, RecordSyncState};
-pub use pull::{PullReport, SkippedRecord, SyncState};
+pub use pull::{PullReport, PulledText, SkippedRecord, SyncState};
 pub use queries::{
     CrewDaySummary, PropertyQuery, RankedProperty, RecordCounts, TimelineEntry, UserDay,
     utc_day_range,

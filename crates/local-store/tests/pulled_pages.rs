@@ -5,7 +5,7 @@
 mod support;
 
 use domain::*;
-use local_store::{PropertyQuery, PropertyUpdate, TenantStore};
+use local_store::{PropertyQuery, PropertyUpdate, PulledText, TenantStore};
 use support::*;
 use sync_protocol::{ChangeOp, Entity, FieldClocks, PulledChange, Receipt};
 
@@ -291,5 +291,141 @@ fn a_score_rewritten_by_a_later_page_moves_the_rank() {
     assert_eq!(
         f.store.record_counts().expect("counts").scored_properties,
         1
+    );
+}
+
+/// Applies `page` typed, or — as the sync engine does — as the JSON text the server sent.
+fn apply(
+    store: &mut TenantStore,
+    page: &[PulledChange],
+    cursor: &str,
+    watermark: i64,
+    as_text: bool,
+) -> local_store::PullReport {
+    if !as_text {
+        return store
+            .apply_pulled_page(page, cursor, watermark)
+            .expect("typed page");
+    }
+    let texts: Vec<(String, Option<String>)> = page
+        .iter()
+        .map(|c| {
+            (
+                c.record.to_string(),
+                c.field_clocks
+                    .as_ref()
+                    .map(|f| serde_json::to_string(f).expect("json")),
+            )
+        })
+        .collect();
+    let changes: Vec<PulledText<'_>> = page
+        .iter()
+        .zip(&texts)
+        .map(|(c, (record, clocks))| PulledText {
+            entity: c.entity,
+            entity_id: c.entity_id,
+            op: c.op,
+            record,
+            field_clocks: clocks.as_deref(),
+        })
+        .collect();
+    store
+        .apply_pulled_text(&changes, cursor, watermark)
+        .expect("text page")
+}
+
+/// The engine applies pages from the server's JSON text; every outcome must be the typed page's: new
+/// records, merges, a pending local write that keeps its field, a score before and after its property,
+/// a record refused by validation, a tombstone.
+#[test]
+fn pages_applied_from_json_text_end_as_typed_pages_do() {
+    let s = storm();
+    let old = server_hlc(-60_000);
+    let newer = server_hlc(60_000);
+    let present = property(s.id, 1, "1 Present St");
+    let edited = property(s.id, 2, "2 Edited St");
+    let fresh = property(s.id, 3, "3 Fresh St");
+    let gone = property(s.id, 4, "4 Gone St");
+    let mut present_server = present.clone();
+    present_server.status = PropertyStatus::Contracted;
+    let mut edited_server = edited.clone();
+    edited_server.status = PropertyStatus::NotInterested;
+    edited_server.owner_name = Some("Server Owner".into());
+    let mut invalid = property(s.id, 5, "5 Invalid St");
+    invalid.latitude = 500.0;
+    let first = [
+        pulled_property(&present, old),
+        pulled_property(&edited, old),
+        pulled_property(&gone, old),
+        pulled(Entity::UpliftScore, gone.id.0, &score(&gone, 0.2)),
+    ];
+    let second = [
+        pulled(Entity::UpliftScore, fresh.id.0, &score(&fresh, 0.4)),
+        pulled_with(&present_server, &[("status", newer)]),
+        pulled_with(&edited_server, &[("status", newer), ("owner_name", newer)]),
+        pulled_property(&fresh, old),
+        pulled(Entity::UpliftScore, present.id.0, &score(&present, 0.1)),
+        pulled_property(&invalid, old),
+        PulledChange {
+            entity: Entity::Property,
+            entity_id: gone.id.0,
+            op: ChangeOp::Delete,
+            record: serde_json::Value::Null,
+            field_clocks: None,
+        },
+    ];
+    let run = |as_text: bool| {
+        let mut f = tenant();
+        f.store.add_storm(&s).expect("storm");
+        apply(&mut f.store, &first, "c1", 1, as_text);
+        f.store
+            .update_property(
+                edited.id,
+                &PropertyUpdate {
+                    status: Some(PropertyStatus::Inspected),
+                    ..Default::default()
+                },
+            )
+            .expect("pending local write");
+        let report = apply(&mut f.store, &second, "c2", 2, as_text);
+        let ranked = f
+            .store
+            .ranked_properties(&PropertyQuery::default())
+            .expect("ranked");
+        let state = f.store.sync_state().expect("state");
+        (
+            report,
+            ranked,
+            f.store.record_counts().expect("counts"),
+            state.cursor,
+        )
+    };
+    let (report, ranked, counts, cursor) = run(true);
+    assert_eq!(
+        (report.applied, report.deleted, report.skipped.len()),
+        (5, 1, 1)
+    );
+    assert_eq!(report.skipped[0].entity_id, invalid.id.0);
+    let ids: Vec<PropertyId> = ranked.iter().map(|r| r.property.id).collect();
+    assert_eq!(
+        ids,
+        [fresh.id, present.id, edited.id],
+        "by score, unscored last"
+    );
+    assert_eq!(ranked[1].property.status, PropertyStatus::Contracted);
+    assert_eq!(
+        (
+            ranked[2].property.status,
+            ranked[2].property.owner_name.as_deref()
+        ),
+        (PropertyStatus::Inspected, Some("Server Owner")),
+        "the pending write keeps its field, the server's newer one lands"
+    );
+    assert_eq!((counts.properties, counts.scored_properties), (3, 2));
+    assert_eq!(cursor.as_deref(), Some("c2"));
+    assert_eq!(
+        (report, ranked, counts, cursor),
+        run(false),
+        "the typed page ends the same"
     );
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use sync_protocol::{
-    Change, ErrorBody, ErrorCode, HelloRequest, HelloResponse, LoginRequest, PROTOCOL_HEADER,
-    PROTOCOL_VERSION, PullPage, PullRequest, PushRequest, PushResponse, RefreshRequest,
+    Change, ChangeOp, Entity, ErrorBody, ErrorCode, HelloRequest, HelloResponse, LoginRequest,
+    PROTOCOL_HEADER, PROTOCOL_VERSION, PullPage, PullRequest, PushResponse, RefreshRequest,
     RefusedBatch, TokenPair,
 };
+use uuid::Uuid;
 
 mod devices;
 pub use devices::{DeviceHealth, DeviceHealthReport};
@@ -89,6 +91,28 @@ pub struct MeTenant {
     pub name: String,
     pub slug: String,
     pub plan: domain::PlanTier,
+}
+
+/// A pull page whose records and field clocks are kept as the JSON text the server sent: the same wire
+/// form as [`PullPage`], read without building a JSON tree per record. A first sync's pages hold hundreds
+/// of thousands of records; the store decodes each one straight into its typed record instead.
+#[derive(Debug, serde::Deserialize)]
+pub struct RawPullPage {
+    pub changes: Vec<RawPulledChange>,
+    pub next_cursor: String,
+    pub has_more: bool,
+    pub watermark: i64,
+}
+
+/// One row of a [`RawPullPage`].
+#[derive(Debug, serde::Deserialize)]
+pub struct RawPulledChange {
+    pub entity: Entity,
+    pub entity_id: Uuid,
+    pub op: ChangeOp,
+    pub record: Box<RawValue>,
+    #[serde(default)]
+    pub field_clocks: Option<Box<RawValue>>,
 }
 
 /// Bytes sent and received by the last call, for progress and diagnostics.
@@ -320,11 +344,13 @@ impl SyncClient {
         access_token: &str,
         changes: &[Change],
     ) -> Result<(PushOutcome, Transfer), ClientError> {
-        let request = PushRequest {
-            changes: changes.to_vec(),
-        };
+        // Serialises exactly as a `PushRequest`, without copying the batch into one first.
+        #[derive(Serialize)]
+        struct PushBody<'a> {
+            changes: &'a [Change],
+        }
         match self
-            .post::<_, PushResponse>("/v1/sync/push", Some(access_token), &request)
+            .post::<_, PushResponse>("/v1/sync/push", Some(access_token), &PushBody { changes })
             .await
         {
             Ok((response, transfer)) => Ok((PushOutcome::Applied(response), transfer)),
@@ -349,6 +375,21 @@ impl SyncClient {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<(PullPage, Transfer), ClientError> {
+        let request = PullRequest {
+            cursor: cursor.map(str::to_owned),
+            limit,
+        };
+        self.post("/v1/sync/pull", Some(access_token), &request)
+            .await
+    }
+
+    /// [`SyncClient::pull`] with each record left as its JSON text (see [`RawPullPage`]).
+    pub async fn pull_raw(
+        &self,
+        access_token: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(RawPullPage, Transfer), ClientError> {
         let request = PullRequest {
             cursor: cursor.map(str::to_owned),
             limit,
