@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { COMMAND_NAMES } from './commands';
 import { createMockBackend, type MockBackend } from './mock';
 import { DEMO_PASSPHRASE } from './mock-data';
+import { queryPredicate } from '../filters';
 import type { CommandError, SyncStatus } from './types';
 
 const NOW = Date.UTC(2026, 3, 20, 15, 0);
@@ -93,6 +94,32 @@ describe('queries', () => {
     expect(n).toBeLessThan(50_000);
     const page = await b.ranked_properties({ query: { storm_id: storm.id, search: 'cedar ridge', limit: 100, offset: 100 } });
     expect(page.every((r) => r.property.address.toLowerCase().includes('cedar ridge'))).toBe(true);
+  });
+  test('the filter index agrees with the reference predicate, also after writes', async () => {
+    const b = await unlocked();
+    const [storm] = await b.storms({});
+    const territories = await b.territories({ storm_id: storm.id });
+    const rows = b.mock.data.rows;
+    const territoryOf = (id: string) => b.mock.data.territoryOf.get(id);
+    const check = async () => {
+      for (const storm_id of [null, storm.id, 'no-such-storm'])
+        for (const status of [null, 'new', 'in_progress', 'contracted'] as const)
+          for (const decision of [null, 'treat', 'hold'] as const)
+            for (const territory_id of [null, territories[0].id, 'no-such-territory'])
+              for (const search of [null, 'oak', 'zzzz']) {
+                const query = { storm_id, status, decision, territory_id, search, limit: 0, offset: 0 };
+                const p = queryPredicate(query, territoryOf);
+                const expected = rows.filter((r, i) => p(r, b.mock.data.searchable[i])).length;
+                expect(await b.property_count({ query }), JSON.stringify(query)).toBe(expected);
+              }
+    };
+    await check();
+    // Writes change a row's status and decision: the index must follow.
+    const [top] = await b.ranked_properties({ query: { storm_id: storm.id, status: 'new', limit: 1, offset: 0 } });
+    await b.log_touch({ property_id: top.property.id, storm_id: storm.id, channel: 'door_knock', result: 'interested', notes: '' });
+    await b.decide({ property_id: top.property.id, storm_id: storm.id, decision: 'hold', mode: 'moderate', is_override: false, reason: null });
+    expect(rows.find((r) => r.property.id === top.property.id)?.property.status).toBe('in_progress');
+    await check();
   });
   test('property detail: score freshness, sync state and a merged timeline', async () => {
     const b = await unlocked();
