@@ -7,7 +7,8 @@ import { applyTheme, loadTheme } from './lib/theme';
 import './styles.css';
 
 applyTheme(loadTheme());
-const backend = selectBackend();
-// Exposed for browser tests and the console in demo mode only.
-if (backend.kind === 'mock') (window as unknown as { __stormops?: unknown }).__stormops = backend;
-render(<App backend={backend} />, document.getElementById('app') as HTMLElement);
+void selectBackend().then((backend) => {
+  // Exposed for browser tests and the console in demo mode only.
+  if (backend.kind === 'mock') (window as unknown as { __stormops?: unknown }).__stormops = backend;
+  render(<App backend={backend} />, document.getElementById('app') as HTMLElement);
+});

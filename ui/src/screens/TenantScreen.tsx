@@ -6,8 +6,7 @@ import type { TenantEntry } from '../lib/backend/types';
 import { ErrorNote } from '../components/common';
 import { Logo } from '../components/Logo';
 import { formatDate, groupRecoveryKey } from '../lib/format';
-import { PRESET_USER, type MockPreset } from '../lib/backend/mock';
-import { DEMO_PASSPHRASE } from '../lib/backend/mock-data';
+import { DEMO_PASSPHRASE, PRESET_USER, type MockPreset } from '../lib/backend/presets';
 import { mockPresetFromUrl } from '../lib/backend';
 
 type Step = { kind: 'choose' } | { kind: 'create' } | { kind: 'recovery'; tenant: TenantEntry; key: string; user: string } | { kind: 'unlock'; tenant: TenantEntry; user: string };

@@ -1,7 +1,9 @@
 // Picks the bridge: Tauri inside the shell, the mock in a browser or when the URL asks for `?mock=...`.
+// The mock (its demo data generator and query engine) is a chunk of its own, loaded only when chosen,
+// so the app inside the shell neither downloads nor parses it at start.
 
 import type { Backend } from './commands';
-import { createMockBackend, type MockPreset, MOCK_PRESETS } from './mock';
+import { type MockPreset, MOCK_PRESETS } from './presets';
 import { createTauriBackend, insideTauri } from './tauri';
 
 export type { Backend } from './commands';
@@ -12,11 +14,12 @@ export function mockPresetFromUrl(search: string): MockPreset | null {
   return (MOCK_PRESETS as readonly string[]).includes(value) ? (value as MockPreset) : 'field';
 }
 
-export function selectBackend(): Backend {
+export async function selectBackend(): Promise<Backend> {
   const search = typeof location !== 'undefined' ? location.search : '';
   const preset = mockPresetFromUrl(search);
   if (preset === null && insideTauri()) return createTauriBackend();
   const params = new URLSearchParams(search);
+  const { createMockBackend } = await import('./mock');
   return createMockBackend({
     preset: preset ?? 'field',
     offline: params.get('net') === 'offline',

@@ -22,7 +22,7 @@ import type {
 } from './types';
 
 export const DEMO_TENANT_NAME = 'Summit Roofing & Restoration';
-export const DEMO_PASSPHRASE = 'storm-season-2026';
+export { DEMO_PASSPHRASE } from './presets';
 export const MODEL_VERSION = 'm-2026-04-15.3';
 
 /** Local users of the demo tenant file and the server account each maps to. */

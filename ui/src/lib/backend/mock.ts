@@ -7,6 +7,7 @@ import { Rng } from '../random';
 import { conversionLift } from '../stats';
 import type { ArgsOf, Backend, ResultOf } from './commands';
 import { parsePropertyCsv } from './mock-csv';
+import { MOCK_PRESETS, PRESET_USER, type MockPreset } from './presets';
 import {
   DEMO_LOCAL_USERS,
   DEMO_PASSPHRASE,
@@ -38,17 +39,7 @@ import type {
 } from './types';
 import { CHANNELS, PROPERTY_STATUSES, TOUCH_RESULTS } from './types';
 
-export const MOCK_PRESETS = ['field', 'chief', 'office', 'viewer', 'big'] as const;
-export type MockPreset = (typeof MOCK_PRESETS)[number];
-
-/** The local user of the demo file each preset suggests on the unlock screen. */
-export const PRESET_USER: Record<MockPreset, string> = {
-  field: 'sam',
-  chief: 'marco',
-  office: 'dana',
-  viewer: 'helen',
-  big: 'sam',
-};
+export { MOCK_PRESETS, PRESET_USER, type MockPreset };
 
 export interface MockOptions {
   preset: MockPreset;
