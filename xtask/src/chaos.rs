@@ -26,26 +26,21 @@ pub fn run_chaos(args: &[String]) -> anyhow::Result<()> {
         );
     }
     system::ensure_test_packages()?;
-    // The kill -9 scenario starts the real `stormops-server` binary found next to `stormops-chaos`.
+    // One build of both binaries (the kill -9 scenario starts the real `stormops-server` found next to
+    // `stormops-chaos`): built together, they share one feature set, so nothing compiles twice.
     run(Command::new(cargo_program()).args([
         "build",
         "-p",
+        "chaos",
+        "-p",
         "sync-server",
+        "--bin",
+        "stormops-chaos",
         "--bin",
         "stormops-server",
     ]))?;
-    let mut cmd = Command::new(cargo_program());
-    cmd.args([
-        "run",
-        "-p",
-        "chaos",
-        "--bin",
-        "stormops-chaos",
-        "--",
-        "--out",
-        "docs/chaos.md",
-    ])
-    .args(args);
+    let mut cmd = Command::new(crate::workspace_root().join("target/debug/stormops-chaos"));
+    cmd.args(["--out", "docs/chaos.md"]).args(args);
     for (key, value) in system::test_environment()? {
         cmd.env(key, value);
     }

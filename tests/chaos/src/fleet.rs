@@ -305,7 +305,7 @@ pub fn summarise(recoveries: &[Recovery]) -> String {
     }
     if let Some((max, median)) = worst(&|r| Some(r.every_laptop)) {
         parts.push(format!(
-            "every laptop synced after {} (median {})",
+            "every laptop finished a successful sync (its backlog pushed, the others' work pulled) after {} (median {})",
             secs(max),
             secs(median)
         ));

@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         }
         eprintln!("chaos: {name} (load average {})", load_average());
         // Each scenario in its own task: a broken property panics there and is recorded, not fatal.
-        match runtime.block_on(tokio::spawn(scenario(scale))) {
+        match runtime.block_on(runtime.spawn(scenario(scale))) {
             Ok(found) => findings.extend(found),
             Err(e) => {
                 let why = e

@@ -102,7 +102,7 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
                 }
             ),
             format!(
-                "{}every laptop synced after {}; drained {} later",
+                "{}every laptop finished a successful sync after {}; drained {} later",
                 recovery
                     .first_push
                     .map(|d| format!("first push applied after {}; ", secs(d)))

@@ -57,7 +57,7 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
         );
         recoveries.push(fleet.recovery(&backend, ended, ended_ms, at_end).await);
     }
-    let drain = fleet.drained().await;
+    fleet.drained().await;
     let verified = fleet.verify(&backend).await;
     server.stop().await;
     let mut outages_sorted = outages.clone();
@@ -72,11 +72,7 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
             scale.backlog,
             outages_sorted.last().map(|d| secs(*d)).unwrap_or_default()
         ),
-        format!(
-            "{}; last drain {} after the last recovery",
-            summarise(&recoveries),
-            secs(drain)
-        ),
+        summarise(&recoveries),
     )]
 }
 

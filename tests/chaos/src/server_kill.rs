@@ -63,7 +63,7 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
         let at_end = fleet.applied(&backend).await;
         recoveries.push(fleet.recovery(&backend, ended, ended_ms, at_end).await);
     }
-    let drain = fleet.drained().await;
+    fleet.drained().await;
     let verified = fleet.verify(&backend).await;
     server.kill();
     restarts.sort();
@@ -77,10 +77,6 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
             scale.backlog,
             restarts.last().map(|d| secs(*d)).unwrap_or_default()
         ),
-        format!(
-            "{}; last drain {} after the last recovery",
-            summarise(&recoveries),
-            secs(drain)
-        ),
+        summarise(&recoveries),
     )]
 }
