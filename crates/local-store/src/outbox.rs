@@ -13,6 +13,11 @@ use crate::rows::{self, MutableRecord};
 use crate::store::TenantStore;
 use crate::writes::{append_change, before_values, persist_clock, to_map};
 
+/// A UUID as the outbox stores it (migration 0006): its 16 bytes.
+fn blob(id: &Uuid) -> &[u8] {
+    &id.as_bytes()[..]
+}
+
 /// A change the server refused, waiting for the user.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboxItem {
@@ -58,6 +63,8 @@ const OUTBOX_COLUMNS: &str = "change_id, hlc, device_id, entity, entity_id, op, 
 /// record, whose payload is the record itself (migration 0005; see [`resolve`]).
 struct StoredChange {
     change: Change,
+    /// `None`: this file's own device (migration 0006), filled in by [`resolve`].
+    device: Option<DeviceId>,
     payload: Option<String>,
 }
 
@@ -74,15 +81,16 @@ fn change_from_row(row: &Row<'_>) -> rusqlite::Result<StoredChange> {
     let op: String = row.get(5)?;
     Ok(StoredChange {
         change: Change {
-            id: rows::parsed(row, 0)?,
+            id: ChangeId(rows::uuid_blob(row, 0)?),
             hlc: Hlc::parse(&hlc).map_err(|e| conversion(1, e.to_string()))?,
-            device_id: rows::parsed(row, 2)?,
+            device_id: DeviceId::nil(),
             entity: Entity::parse(&entity)
                 .ok_or_else(|| conversion(3, format!("unknown entity {entity}")))?,
-            entity_id: rows::parsed(row, 4)?,
+            entity_id: rows::uuid_blob(row, 4)?,
             op: ChangeOp::parse(&op).ok_or_else(|| conversion(5, format!("unknown op {op}")))?,
             payload: Value::Null,
         },
+        device: rows::parsed_opt(row, 2)?,
         payload: row.get(6)?,
     })
 }
@@ -90,11 +98,13 @@ fn change_from_row(row: &Row<'_>) -> rusqlite::Result<StoredChange> {
 /// The change with its payload: the stored text, or the record it refers to, read back. A reference
 /// whose record is gone cannot happen (deleting such a record first copies it into the outbox row,
 /// `rows::delete_record`); if a damaged file has one anyway, it is a typed error, not a guess.
-fn resolve(conn: &Connection, stored: StoredChange) -> StoreResult<Change> {
+fn resolve(conn: &Connection, stored: StoredChange, own_device: DeviceId) -> StoreResult<Change> {
     let StoredChange {
         mut change,
+        device,
         payload,
     } = stored;
+    change.device_id = device.unwrap_or(own_device);
     change.payload = match payload {
         Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Decode(e.to_string()))?,
         None => {
@@ -123,9 +133,18 @@ pub(crate) fn pending_field_writes(
         "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'pending' ORDER BY seq"
     ))?;
     let stored = stmt
-        .query_map(params![entity.as_str(), id.to_string()], change_from_row)?
+        .query_map(params![entity.as_str(), blob(id)], change_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    stored.into_iter().map(|s| resolve(conn, s)).collect()
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let own_device: DeviceId = conn
+        .prepare_cached("SELECT device_id FROM meta WHERE singleton = 1")?
+        .query_row([], |r| rows::parsed(r, 0))?;
+    stored
+        .into_iter()
+        .map(|s| resolve(conn, s, own_device))
+        .collect()
 }
 
 fn decode<T: serde::de::DeserializeOwned>(payload: &Value) -> StoreResult<T> {
@@ -233,7 +252,10 @@ impl TenantStore {
         let stored = stmt
             .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], change_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        stored.into_iter().map(|s| resolve(&self.conn, s)).collect()
+        stored
+            .into_iter()
+            .map(|s| resolve(&self.conn, s, self.device_id))
+            .collect()
     }
 
     /// Settles pushed changes in one transaction: accepted and duplicate ones leave the outbox (the record
@@ -253,12 +275,12 @@ impl TenantStore {
         let tx = self.conn.transaction()?;
         let mut summary = ReceiptSummary::default();
         for receipt in receipts {
-            let id = receipt.change_id.to_string();
+            let id = blob(&receipt.change_id.0);
             let changed = match receipt.status {
                 ReceiptStatus::Accepted | ReceiptStatus::Duplicate => {
                     let n = tx
                         .prepare_cached("DELETE FROM outbox WHERE change_id = ?1")?
-                        .execute([&id])?;
+                        .execute([id])?;
                     summary.synced += n;
                     n
                 }
@@ -310,7 +332,7 @@ impl TenantStore {
             .into_iter()
             .map(|(change, code, reason, refused_at)| {
                 Ok(InboxItem {
-                    change: resolve(&self.conn, change)?,
+                    change: resolve(&self.conn, change, self.device_id)?,
                     code,
                     reason,
                     refused_at,
@@ -319,15 +341,19 @@ impl TenantStore {
             .collect()
     }
 
-    fn refused_change(conn: &Connection, id: ChangeId) -> StoreResult<(Change, Option<Value>)> {
-        conn.query_row(&format!("SELECT {OUTBOX_COLUMNS}, before FROM outbox WHERE change_id = ?1 AND state = 'refused'"), [id.to_string()], |row| {
+    fn refused_change(
+        conn: &Connection,
+        id: ChangeId,
+        own_device: DeviceId,
+    ) -> StoreResult<(Change, Option<Value>)> {
+        conn.query_row(&format!("SELECT {OUTBOX_COLUMNS}, before FROM outbox WHERE change_id = ?1 AND state = 'refused'"), [blob(&id.0)], |row| {
             let before: Option<String> = row.get(7)?;
             Ok((change_from_row(row)?, before))
         })
         .optional()?
         .map(|(change, before)| {
             let before = before.map(|b| serde_json::from_str(&b)).transpose().map_err(|e| StoreError::Decode(e.to_string()))?;
-            Ok::<_, StoreError>((resolve(conn, change)?, before))
+            Ok::<_, StoreError>((resolve(conn, change, own_device)?, before))
         })
         .transpose()?
         .ok_or_else(|| StoreError::NotInInbox { change_id: id.to_string() })
@@ -337,7 +363,7 @@ impl TenantStore {
     pub fn retry_refused(&mut self, id: ChangeId) -> StoreResult<()> {
         let n = self.conn.execute(
             "UPDATE outbox SET state = 'pending', refused_code = NULL, refused_reason = NULL, refused_at = NULL WHERE change_id = ?1 AND state = 'refused'",
-            [id.to_string()],
+            [blob(&id.0)],
         )?;
         if n == 0 {
             return Err(StoreError::NotInInbox {
@@ -354,7 +380,7 @@ impl TenantStore {
         let mut clock = self.clock.clone();
         let device_id = self.device_id;
         let tx = self.conn.transaction()?;
-        let (old, old_before) = Self::refused_change(&tx, id)?;
+        let (old, old_before) = Self::refused_change(&tx, id, device_id)?;
         let hlc = clock.tick(now.millis().max(0) as u64)?;
         let before = match old.op {
             ChangeOp::Insert => {
@@ -401,7 +427,7 @@ impl TenantStore {
                 });
             }
         };
-        tx.execute("DELETE FROM outbox WHERE change_id = ?1", [id.to_string()])?;
+        tx.execute("DELETE FROM outbox WHERE change_id = ?1", [blob(&id.0)])?;
         let change = Change {
             id: ChangeId::generate(),
             hlc,
@@ -411,7 +437,7 @@ impl TenantStore {
             op: old.op,
             payload,
         };
-        append_change(&tx, &change, before.as_ref(), now)?;
+        append_change(&tx, &change, before.as_ref(), now, device_id)?;
         persist_clock(&tx, clock.last())?;
         tx.commit()?;
         self.clock = clock;
@@ -422,7 +448,7 @@ impl TenantStore {
     /// update's fields get their previous values and clocks back.
     pub fn discard_refused(&mut self, id: ChangeId) -> StoreResult<()> {
         let tx = self.conn.transaction()?;
-        let (change, before) = Self::refused_change(&tx, id)?;
+        let (change, before) = Self::refused_change(&tx, id, self.device_id)?;
         match change.op {
             ChangeOp::Insert => {
                 rows::delete_record(&tx, change.entity, &change.entity_id)?;
@@ -451,7 +477,7 @@ impl TenantStore {
             }
             ChangeOp::Update | ChangeOp::Delete => {}
         }
-        tx.execute("DELETE FROM outbox WHERE change_id = ?1", [id.to_string()])?;
+        tx.execute("DELETE FROM outbox WHERE change_id = ?1", [blob(&id.0)])?;
         tx.commit()?;
         Ok(())
     }
@@ -463,7 +489,7 @@ impl TenantStore {
             .prepare_cached(
                 "SELECT refused_code, refused_reason FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'refused' ORDER BY seq LIMIT 1",
             )?
-            .query_row(params![entity.as_str(), id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![entity.as_str(), blob(&id)], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((code, reason)) = refused {
             return Ok(RecordSyncState::Refused {
@@ -474,7 +500,7 @@ impl TenantStore {
         let pending: u32 = self
             .conn
             .prepare_cached("SELECT count(*) FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'pending'")?
-            .query_row(params![entity.as_str(), id.to_string()], |r| r.get(0))?;
+            .query_row(params![entity.as_str(), blob(&id)], |r| r.get(0))?;
         Ok(if pending > 0 {
             RecordSyncState::Pending { changes: pending }
         } else {

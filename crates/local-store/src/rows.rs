@@ -25,6 +25,13 @@ where
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
 }
 
+/// Reads a UUID stored as its 16 bytes (the outbox's ids since migration 0006).
+pub(crate) fn uuid_blob(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let bytes = row.get_ref(index)?.as_blob()?;
+    Uuid::from_slice(bytes)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Blob, Box::new(e)))
+}
+
 pub(crate) fn parsed_opt<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
@@ -550,7 +557,7 @@ pub(crate) fn append_only_payload(
 /// Before an append-only record is deleted, the outbox rows that refer to it for their payload (a pending
 /// or refused insert, migration 0005) get a copy of it, so the change stays complete without the record.
 fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreResult<()> {
-    let entity_id = id.to_string();
+    let entity_id = &id.as_bytes()[..];
     let referred: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND payload IS NULL)",

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_outbox_references",
         include_str!("../../../migrations/local/0005_outbox_references.sql"),
     ),
+    (
+        "0006_compact_outbox_ids",
+        include_str!("../../../migrations/local/0006_compact_outbox_ids.sql"),
+    ),
 ];
 
 /// The schema version this build creates and understands.
@@ -134,6 +138,80 @@ mod tests {
         assert!(
             insert("outcome", "delete").is_err(),
             "only inserts refer to the record"
+        );
+    }
+
+    /// 0006 stores the outbox's ids as their 16 bytes and this device's id as NULL: queued rows keep
+    /// their order, state and payloads, and another device's id (none is written, but a file may hold
+    /// one) stays as it was.
+    #[test]
+    fn migration_0006_compacts_queued_changes() {
+        let mut conn = Connection::open_in_memory().expect("memory");
+        let (before, after) = MIGRATIONS.split_at(5);
+        assert_eq!(after[0].0, "0006_compact_outbox_ids");
+        for (_, sql) in before {
+            conn.execute_batch(sql).expect("0001-0005");
+        }
+        let (change, entity, own, other) = (
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+        );
+        conn.execute(
+            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
+             VALUES (1, 't', 'n', ?1, 'h', 0)",
+            [own.to_string()],
+        )
+        .expect("meta");
+        conn.execute(
+            "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, state, created_at)
+             VALUES (?1, 'h1', ?2, 'journey_touch', ?3, 'insert', NULL, 'pending', 5),
+                    ('00000000-0000-7000-8000-000000000002', 'h2', ?4, 'property', ?3, 'update', '{}', 'refused', 6)",
+            [change.to_string(), own.to_string(), entity.to_string(), other.to_string()],
+        )
+        .expect("queued rows");
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(after[0].1).expect("0006");
+        tx.commit().expect("commit");
+        type Row = (
+            i64,
+            Vec<u8>,
+            Option<String>,
+            Vec<u8>,
+            Option<String>,
+            String,
+        );
+        let rows: Vec<Row> = conn
+            .prepare("SELECT seq, change_id, device_id, entity_id, payload, state FROM outbox ORDER BY seq")
+            .expect("select")
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let second = uuid::Uuid::parse_str("00000000-0000-7000-8000-000000000002").expect("uuid");
+        assert_eq!(
+            rows,
+            [
+                (
+                    1,
+                    change.as_bytes().to_vec(),
+                    None,
+                    entity.as_bytes().to_vec(),
+                    None,
+                    "pending".into()
+                ),
+                (
+                    2,
+                    second.as_bytes().to_vec(),
+                    Some(other.to_string()),
+                    entity.as_bytes().to_vec(),
+                    Some("{}".into()),
+                    "refused".into()
+                ),
+            ]
         );
     }
 }

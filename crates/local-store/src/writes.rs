@@ -58,12 +58,19 @@ pub(crate) fn to_map<T: Serialize>(record: &T) -> StoreResult<Map<String, Value>
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)";
 
-/// Appends one change to the outbox.
+/// The outbox's `device_id` column: NULL for this file's own device, whose changes are all of them
+/// (migration 0006), so the row does not repeat its 36 characters.
+pub(crate) fn stored_device(device: DeviceId, own: DeviceId) -> Option<String> {
+    (device != own).then(|| device.to_string())
+}
+
+/// Appends one change to the outbox (ids as their 16 bytes, migration 0006).
 pub(crate) fn append_change(
     conn: &Connection,
     change: &Change,
     before: Option<&Value>,
     now: Timestamp,
+    own_device: DeviceId,
 ) -> StoreResult<()> {
     let payload =
         serde_json::to_string(&change.payload).map_err(|e| StoreError::Decode(e.to_string()))?;
@@ -72,11 +79,11 @@ pub(crate) fn append_change(
         .transpose()
         .map_err(|e| StoreError::Decode(e.to_string()))?;
     conn.prepare_cached(INSERT_OUTBOX)?.execute(params![
-        change.id.to_string(),
+        &change.id.0.as_bytes()[..],
         change.hlc.to_string(),
-        change.device_id.to_string(),
+        stored_device(change.device_id, own_device),
         change.entity.as_str(),
-        change.entity_id.to_string(),
+        &change.entity_id.as_bytes()[..],
         change.op.as_str(),
         payload,
         before,
@@ -122,7 +129,6 @@ impl TenantStore {
             record.validate(now)?;
         }
         let mut clock = self.clock.clone();
-        let device_id = self.device_id.to_string();
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(records.len());
         // An append-only record never changes after its insert, so its outbox row refers to the stored
@@ -153,11 +159,12 @@ impl TenantStore {
                     )
                 };
                 outbox.execute(params![
-                    change_id.to_string(),
+                    &change_id.0.as_bytes()[..],
                     hlc.to_string(),
-                    device_id,
+                    // This file's own device: stored as NULL (migration 0006).
+                    None::<String>,
                     entity.as_str(),
-                    entity_id.to_string(),
+                    &entity_id.as_bytes()[..],
                     ChangeOp::Insert.as_str(),
                     payload,
                     None::<String>,
@@ -282,7 +289,7 @@ impl TenantStore {
             op: ChangeOp::Update,
             payload: Value::Object(fields),
         };
-        append_change(&tx, &change, Some(&before), now)?;
+        append_change(&tx, &change, Some(&before), now, device_id)?;
         persist_clock(&tx, clock.last())?;
         tx.commit()?;
         self.clock = clock;

@@ -82,13 +82,14 @@ CREATE TABLE meta (
 
 CREATE TABLE "outbox" (
     seq            INTEGER PRIMARY KEY,
-    change_id      TEXT NOT NULL UNIQUE,
+    change_id      BLOB NOT NULL UNIQUE,
     hlc            TEXT NOT NULL,
-    device_id      TEXT NOT NULL,
+    -- NULL: this file's device (meta.device_id).
+    device_id      TEXT,
     entity         TEXT NOT NULL,
-    entity_id      TEXT NOT NULL,
+    entity_id      BLOB NOT NULL,
     op             TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
-    -- NULL: the insert of an append-only record; the payload is the record as stored.
+    -- NULL: the insert of an append-only record; the payload is the record as stored (0005).
     payload        TEXT,
     -- For updates: the fields' values and clocks before the write, so discarding it can restore them.
     before         TEXT,
