@@ -149,7 +149,18 @@ async fn main() -> anyhow::Result<()> {
         let unlock = app.find("form button[type=submit]").await?;
         let clicked = Instant::now();
         app.click(&unlock).await?;
-        wait_for(&app, ".prow[data-property-id]", Duration::from_secs(60)).await?;
+        if let Err(err) = wait_for(&app, ".prow[data-property-id]", Duration::from_secs(60)).await {
+            // Say what the window shows instead, so a failed run explains itself.
+            let shown = app
+                .script("return document.body.innerText")
+                .await
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            bail!(
+                "{err}; the window shows: {}",
+                shown.chars().take(2_000).collect::<String>()
+            );
+        }
         to_rows.push(clicked.elapsed().as_secs_f64() * 1000.0);
         app.end().await?;
         // The app process ends with the session; give the file lock a moment to go with it.
