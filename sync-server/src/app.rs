@@ -159,7 +159,7 @@ async fn protocol_gate(request: Request, next: Next) -> Result<Response, ApiErro
     Ok(next.run(request).await)
 }
 
-/// Counts requests and their durations by route template (bounded labels).
+/// Counts requests and their durations by route template and plan (bounded labels).
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -169,10 +169,17 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
+    // The rate-limit layer inside this one labels the response with the caller's plan.
+    let plan = response
+        .extensions()
+        .get::<crate::metrics::PlanLabel>()
+        .copied()
+        .unwrap_or_default();
     state.metrics.observe_request(
         &route,
         &method,
         response.status().as_u16(),
+        plan,
         started.elapsed().as_secs_f64(),
     );
     response

@@ -9,7 +9,9 @@
 //! itself until the `Retry-After` time, so a flood costs the database nothing.
 //!
 //! Every request with a valid token is also counted per tenant and flushed as a `requests` usage event
-//! by the usage task (`crate::usage_task`).
+//! by the usage task (`crate::usage_task`), and its response is labelled with the tenant's plan for the
+//! metrics layer ([`crate::metrics::PlanLabel`]): the plan is remembered per tenant from the tenant row
+//! each handler reads for its status check, and from the limiter's own reservations — no query of its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +25,7 @@ use server_store::quotas::{Reservation, WINDOW_MS};
 use sync_protocol::ErrorCode;
 
 use crate::error::ApiError;
+use crate::metrics::PlanLabel;
 use crate::state::{AppState, now_ms};
 
 /// Requests reserved from PostgreSQL at once: a twentieth of the plan's minute, at least 1, at most 100.
@@ -93,6 +96,17 @@ impl RateLimiter {
     /// Counts one request of `tenant` for metering.
     pub fn count_request(&self, tenant: TenantId) {
         self.with_bucket(tenant, |b| b.unflushed += 1);
+    }
+
+    /// Remembers `tenant`'s plan as just read from its tenant row (a plan change shows from the tenant's
+    /// next request on).
+    pub fn note_plan(&self, tenant: TenantId, plan: PlanTier) {
+        self.with_bucket(tenant, |b| b.plan = Some(plan));
+    }
+
+    /// The plan last seen for `tenant`, if this instance has seen one.
+    pub fn plan_of(&self, tenant: TenantId) -> Option<PlanTier> {
+        self.with_bucket(tenant, |b| b.plan)
     }
 
     /// Takes the request counts to flush (and forgets them).
@@ -220,7 +234,8 @@ fn tenant_of(state: &AppState, request: &Request) -> Option<TenantId> {
 
 /// Middleware: counts each authenticated request for metering and, when rate limits are on, admits it
 /// against the tenant's plan or answers 429 with `Retry-After`. A database failure of the limiter
-/// admits the request (the handler needs the database anyway and reports it).
+/// admits the request (the handler needs the database anyway and reports it). Labels the response with
+/// the tenant's plan for the metrics layer.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(tenant) = tenant_of(&state, &request) else {
         return next.run(request).await;
@@ -234,12 +249,18 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
                 per_minute,
                 plan,
             }) => {
-                return rate_limited(retry_after_secs, per_minute, plan).into_response();
+                let mut response = rate_limited(retry_after_secs, per_minute, plan).into_response();
+                response.extensions_mut().insert(PlanLabel(Some(plan)));
+                return response;
             }
             Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; admitting the request"),
         }
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // Read after the handler: its status check has just noted the plan (a tenant's first request too).
+    let plan = PlanLabel(state.limiter.plan_of(tenant));
+    response.extensions_mut().insert(plan);
+    response
 }
 
 #[cfg(test)]

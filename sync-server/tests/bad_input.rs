@@ -603,7 +603,7 @@ async fn assert_no_5xx(h: &Harness, route: &str) {
         .expect("text");
     assert!(
         text.contains(&format!(
-            "stormops_http_requests_total{{route=\"{route}\",method=\"POST\",status=\"4xx\"}}"
+            "stormops_http_requests_total{{route=\"{route}\",method=\"POST\",status=\"4xx\",plan=\""
         )),
         "the refusals were counted: {text}"
     );

@@ -191,6 +191,24 @@ async fn the_rate_limit_holds_across_two_instances_and_names_the_plan_that_lifts
     // Another tenant on the same instances is not affected.
     let (status, _, body) = get(&h, &base_two, "/v1/me", b_two.access()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Each instance counted its 429s by route and plan (the plan the limiter read), never by tenant.
+    for (base, n) in [(&base_one, 0), (&base_two, 1)] {
+        let text = h
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let needle = format!(
+            "stormops_rate_limited_total{{route=\"/v1/me\",plan=\"standard\"}} {}",
+            limited[n]
+        );
+        assert!(text.contains(&needle), "lacks `{needle}`:\n{text}");
+        assert!(!text.contains(&h.a.id.to_string()) && !text.contains(&h.a.slug));
+    }
     // The shared counter: what PostgreSQL granted tenant A this minute is the plan's limit.
     let granted: i64 = {
         let mut tx = h.app.begin_tenant(h.a.id).await.expect("tx");

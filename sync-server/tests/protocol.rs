@@ -1,7 +1,8 @@
 //! The protocol surface over HTTP: the version gate (426 `upgrade_required` for clients without the
 //! header or with an older protocol, on sync routes and on /v1/hello), the handshake, liveness,
 //! readiness (200 when migrated, 503 when the schema does not match the build), Prometheus metrics with
-//! the request counters, the OpenAPI document listing every route, request ids, and JSON 404s.
+//! the request counters (labelled by plan, never by tenant), the OpenAPI document listing every route,
+//! request ids, and JSON 404s.
 
 mod harness;
 
@@ -166,14 +167,14 @@ async fn the_protocol_surface_answers_as_documented() {
     let text = response.text().await.expect("text");
     for needle in [
         "# TYPE stormops_http_requests_total counter",
-        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"4xx\"}",
-        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"2xx\"} 1",
-        "stormops_http_requests_total{route=\"/v1/hello\",method=\"POST\",status=\"2xx\"}",
-        "stormops_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"5xx\"} 1",
-        "stormops_http_requests_total{route=\"/v1/auth/login\",method=\"POST\",status=\"2xx\"} 8",
+        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"4xx\",plan=\"",
+        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"2xx\",plan=\"standard\"} 1",
+        "stormops_http_requests_total{route=\"/v1/hello\",method=\"POST\",status=\"2xx\",plan=\"none\"}",
+        "stormops_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"5xx\",plan=\"none\"} 1",
+        "stormops_http_requests_total{route=\"/v1/auth/login\",method=\"POST\",status=\"2xx\",plan=\"none\"} 8",
         "# TYPE stormops_http_request_duration_seconds histogram",
-        "stormops_http_request_duration_seconds_count{route=\"/v1/sync/push\"}",
-        "stormops_sync_changes_total{status=\"accepted\"} 1",
+        "stormops_http_request_duration_seconds_count{route=\"/v1/sync/push\",plan=\"standard\"}",
+        "stormops_sync_changes_total{status=\"accepted\",plan=\"standard\"} 1",
     ] {
         assert!(text.contains(needle), "metrics lack `{needle}`:\n{text}");
     }
@@ -258,5 +259,96 @@ async fn the_protocol_surface_answers_as_documented() {
         got.0,
         got.1
     );
+    h.stop().await;
+}
+
+/// The hot-path metrics carry the caller's plan (a closed set) and never a tenant: after requests of a
+/// standard and an enterprise tenant, one scrape shows both plans' series and neither tenant's id or slug.
+/// A plan change shows from the tenant's next request on (the plan rides on the status check's row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_path_metrics_are_labelled_by_plan_never_by_tenant() {
+    let h = Harness::start().await;
+    let (ok, answer) = h.operator_cli(&["tenant", "set-plan", &h.b.slug, "enterprise"]);
+    assert!(ok, "set-plan: {answer}");
+    let a = h.a.session(Role::FieldUser);
+    let b = h.b.session(Role::FieldUser);
+    assert_ok(
+        "push of A",
+        &h.push(a, &[touch_change(a, &h.a, 0, "a")]).await,
+    );
+    for n in 0..2 {
+        assert_ok(
+            "push of B",
+            &h.push(b, &[touch_change(b, &h.b, n, "b")]).await,
+        );
+    }
+    h.pull_until(a, |rows| !rows.is_empty()).await;
+    h.pull_until(b, |rows| !rows.is_empty()).await;
+    // A refused batch (a touch of a property B cannot see) counts as refused under B's plan.
+    let foreign = touch(b, h.a.properties[0], h.a.storm, "not mine");
+    let got = h
+        .push(
+            b,
+            &[change(
+                b,
+                sync_protocol::Entity::JourneyTouch,
+                foreign.id.0,
+                sync_protocol::ChangeOp::Insert,
+                &foreign,
+            )],
+        )
+        .await;
+    assert_eq!(got.0, 422, "{}", got.1);
+
+    let text = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"2xx\",plan=\"standard\"} 1",
+        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"2xx\",plan=\"enterprise\"} 2",
+        "stormops_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"4xx\",plan=\"enterprise\"} 1",
+        "stormops_http_request_duration_seconds_count{route=\"/v1/sync/push\",plan=\"enterprise\"} 3",
+        "stormops_http_request_duration_seconds_count{route=\"/v1/sync/pull\",plan=\"standard\"}",
+        "stormops_sync_changes_total{status=\"accepted\",plan=\"standard\"} 1",
+        "stormops_sync_changes_total{status=\"accepted\",plan=\"enterprise\"} 2",
+        "stormops_sync_changes_total{status=\"refused\",plan=\"enterprise\"} 1",
+        "stormops_sync_changes_total{status=\"accepted\",plan=\"trial\"} 0",
+        "stormops_http_requests_total{route=\"/v1/auth/login\",method=\"POST\",status=\"2xx\",plan=\"none\"}",
+    ] {
+        assert!(text.contains(needle), "metrics lack `{needle}`:\n{text}");
+    }
+    for plan in ["standard", "enterprise"] {
+        let pulled = text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "stormops_sync_rows_pulled_total{{plan=\"{plan}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(pulled.is_some_and(|n| n > 0), "{plan} pulled rows: {text}");
+    }
+    // Every plan label is one of the four known values; no tenant id or slug anywhere.
+    for value in text.split("plan=\"").skip(1) {
+        let value = value.split('"').next().unwrap_or("");
+        assert!(
+            ["none", "trial", "standard", "enterprise"].contains(&value),
+            "unexpected plan label {value:?}"
+        );
+    }
+    for t in [&h.a, &h.b] {
+        assert!(
+            !text.contains(&t.id.to_string()) && !text.contains(&t.slug),
+            "metrics name tenant {}",
+            t.slug
+        );
+    }
     h.stop().await;
 }

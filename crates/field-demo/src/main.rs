@@ -287,10 +287,10 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let accepted = server
-        .metric("stormops_sync_changes_total{status=\"accepted\"}")
+        .metric("stormops_sync_changes_total{status=\"accepted\",")
         .await?;
     let duplicates = server
-        .metric("stormops_sync_changes_total{status=\"duplicate\"}")
+        .metric("stormops_sync_changes_total{status=\"duplicate\",")
         .await?;
     println!(
         "   server accepted {accepted} changes ({duplicates} replays acknowledged as duplicates, applied once)"

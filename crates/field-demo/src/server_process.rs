@@ -186,21 +186,26 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// A Prometheus counter's value from `/metrics`.
+    /// A Prometheus counter's value from `/metrics`: the sum of every series whose name and labels start
+    /// with `name_and_labels`.
     pub async fn metric(&self, name_and_labels: &str) -> anyhow::Result<f64> {
         let text = reqwest::get(format!("{}/metrics", self.url))
             .await?
             .text()
             .await?;
-        let line = text
+        // Summed over every series the prefix matches (e.g. one receipt status across all plans).
+        let values: Vec<f64> = text
             .lines()
-            .find(|l| l.starts_with(name_and_labels))
-            .with_context(|| format!("no metric {name_and_labels}"))?;
-        Ok(line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0))
+            .filter(|l| l.starts_with(name_and_labels))
+            .map(|l| {
+                l.rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        anyhow::ensure!(!values.is_empty(), "no metric {name_and_labels}");
+        Ok(values.iter().sum())
     }
 }
 

@@ -4,12 +4,13 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use domain::{DeviceStatus, Role, TenantStatus};
+use domain::{DeviceStatus, PlanTier, Role, TenantStatus};
 use server_store::TenantTx;
 use sync_protocol::ErrorCode;
 
 use crate::auth::token::{Claims, TokenError};
 use crate::error::ApiError;
+use crate::metrics::PlanLabel;
 use crate::state::{AppState, now_ms};
 
 /// A verified access token.
@@ -73,15 +74,31 @@ impl Identity {
 
     /// Opens the request's tenant transaction and checks the tenant is active and the device is not revoked.
     pub async fn begin(&self, state: &AppState) -> Result<TenantTx, ApiError> {
+        Ok(self.begin_with_plan(state).await?.0)
+    }
+
+    /// [`Identity::begin`], also giving the tenant's plan as a metrics label. The plan comes with the
+    /// tenant row the status check reads anyway, and is remembered for the rate-limit layer, which labels
+    /// this tenant's responses with it (no query of its own).
+    pub async fn begin_with_plan(
+        &self,
+        state: &AppState,
+    ) -> Result<(TenantTx, PlanLabel), ApiError> {
         let mut tx = state.app.begin_tenant(self.0.tenant_id).await?;
-        check_tenant_and_device(&mut tx, &self.0).await?;
-        Ok(tx)
+        let plan = check_tenant_and_device(&mut tx, &self.0).await?;
+        state.limiter.note_plan(self.0.tenant_id, plan);
+        Ok((tx, PlanLabel(Some(plan))))
     }
 }
 
-/// The tenant must be active and the device registered and not revoked.
-pub async fn check_tenant_and_device(tx: &mut TenantTx, claims: &Claims) -> Result<(), ApiError> {
-    match tx.tenant().await?.map(|t| t.status) {
+/// The tenant must be active and the device registered and not revoked. Returns the tenant's plan.
+pub async fn check_tenant_and_device(
+    tx: &mut TenantTx,
+    claims: &Claims,
+) -> Result<PlanTier, ApiError> {
+    let tenant = tx.tenant().await?;
+    let plan = tenant.as_ref().map(|t| t.plan);
+    match tenant.map(|t| t.status) {
         Some(TenantStatus::Active) => {}
         Some(TenantStatus::Suspended) => {
             return Err(ApiError::new(
@@ -96,13 +113,13 @@ pub async fn check_tenant_and_device(tx: &mut TenantTx, claims: &Claims) -> Resu
             ));
         }
     }
-    match tx.device_status(claims.device_id).await? {
-        Some(DeviceStatus::Active) => Ok(()),
-        Some(DeviceStatus::Revoked) => Err(ApiError::new(
+    match (tx.device_status(claims.device_id).await?, plan) {
+        (Some(DeviceStatus::Active), Some(plan)) => Ok(plan),
+        (Some(DeviceStatus::Revoked), _) => Err(ApiError::new(
             ErrorCode::DeviceRevoked,
             "this device was revoked by an administrator",
         )),
-        None => Err(ApiError::new(
+        (None, _) | (Some(DeviceStatus::Active), None) => Err(ApiError::new(
             ErrorCode::TokenInvalid,
             "the device of this token is not registered",
         )),

@@ -16,7 +16,6 @@ use sync_protocol::{
 use crate::auth::identity::Identity;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metrics::Metrics;
 use crate::routes::auth::audit;
 use crate::state::{AppState, now_ms};
 
@@ -91,7 +90,7 @@ pub async fn push(
     identity.require_role(WRITERS, "push changes")?;
     let now = now_ms();
     check_batch(&identity, &request, now, state.settings.max_clock_skew_ms)?;
-    let mut tx = identity.begin(&state).await?;
+    let (mut tx, plan) = identity.begin_with_plan(&state).await?;
     // Storage at its hard limit refuses the batch before any work; over the soft limit it is a warning.
     let storage_warning = tx.check_storage().await?;
     let ctx = PushContext {
@@ -140,8 +139,8 @@ pub async fn push(
                 None => None,
             };
             tx.commit().await?;
-            Metrics::add(&state.metrics.changes_accepted, accepted as u64);
-            Metrics::add(&state.metrics.changes_duplicate, duplicates as u64);
+            state.metrics.changes_accepted.add(plan, accepted as u64);
+            state.metrics.changes_duplicate.add(plan, duplicates as u64);
             let warnings: Vec<_> = storage_warning
                 .into_iter()
                 .chain(meter.and_then(|m| m.warning))
@@ -154,7 +153,10 @@ pub async fn push(
         }
         PushOutcome::Refused(refused) => {
             tx.rollback().await?;
-            Metrics::add(&state.metrics.changes_refused, refused.len() as u64);
+            state
+                .metrics
+                .changes_refused
+                .add(plan, refused.len() as u64);
             // The batch left nothing; its refusal is the laptop's sync health (`GET /v1/admin/devices`),
             // noted in a transaction of its own. Failing to note it must not hide the refusal itself.
             if let Err(err) = note_refused(&state, &identity, refused.len(), now).await {
@@ -195,7 +197,7 @@ pub async fn pull(
         .limit
         .unwrap_or(MAX_PULL_LIMIT)
         .clamp(1, MAX_PULL_LIMIT);
-    let mut tx = identity.begin(&state).await?;
+    let (mut tx, plan) = identity.begin_with_plan(&state).await?;
     let scope = PullScope {
         role: identity.0.role,
         user_id: identity.0.user_id,
@@ -207,7 +209,10 @@ pub async fn pull(
     tx.note_device_pull(identity.0.device_id, Timestamp(now_ms()))
         .await?;
     tx.commit().await?;
-    Metrics::add(&state.metrics.rows_pulled, page.changes.len() as u64);
+    state
+        .metrics
+        .rows_pulled
+        .add(plan, page.changes.len() as u64);
     Ok(Json(page))
 }
 
