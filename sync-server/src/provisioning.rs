@@ -335,8 +335,8 @@ impl LegacyCounts {
 
 /// `tenant import-legacy` on an open control pool: reads and validates the SQLite file, refuses (writing
 /// nothing) when rows were rejected unless `allow_partial`, then writes the records the tenant does not
-/// have yet through the server-store writers in one tenant transaction. Ids are deterministic, so a
-/// re-run writes nothing.
+/// have yet through the server-store writers (properties and journeys through the bulk import writers) in
+/// one tenant transaction. Ids are deterministic, so a re-run writes nothing.
 pub async fn import_legacy_with(
     pool: &ControlPool,
     tenant: &str,
@@ -422,15 +422,8 @@ pub async fn import_legacy_with(
         .collect();
     written.storms = tx.upsert_storms(&storms, hlc, now).await?;
 
-    let ids: Vec<uuid::Uuid> = data.properties.iter().map(|p| p.id.0).collect();
-    let have = tx.existing_ids("properties", &ids).await?;
-    let properties: Vec<_> = data
-        .properties
-        .iter()
-        .filter(|p| !have.contains(&p.id.0))
-        .cloned()
-        .collect();
-    written.properties = tx.upsert_properties(&properties, hlc, now).await?;
+    // Properties the tenant already has are skipped (ON CONFLICT DO NOTHING), never updated.
+    written.properties = tx.insert_new_properties(&data.properties, hlc, now).await?;
 
     for experiment in &data.experiments {
         if tx.insert_experiment(experiment, now).await? {

@@ -526,3 +526,113 @@ async fn the_application_role_cannot_update_or_delete_audit_entries() {
     raw.close().await;
     h.teardown().await;
 }
+
+/// The legacy import's bulk property writer writes exactly what the generic writer writes for a record it
+/// creates — the row, its field clocks and its pull-feed entry — skips ids already stored without
+/// updating them, and writes nothing on a re-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_imported_properties_are_what_the_generic_writer_creates() {
+    let h = common::setup().await;
+    let generic = common::provision(&h, "bulk-generic", 0).await;
+    let bulk = common::provision(&h, "bulk-fast", 0).await;
+    let storm = StormId::generate();
+    let properties: Vec<Property> = (0..40)
+        .map(|n| {
+            let mut p = common::property(PropertyId::generate(), storm, n);
+            // Both present and absent optional fields, every material and status text path.
+            if n % 3 == 0 {
+                p.roof_age_years = None;
+                p.roof_material = None;
+                p.home_value = None;
+                p.owner_name = None;
+            }
+            if n % 4 == 1 {
+                p.roof_material = Some(RoofMaterial::Metal);
+                p.owner_email = Some(format!("owner{n}@example.com"));
+                p.prior_claims = 3;
+                p.status = PropertyStatus::InProgress;
+            }
+            p
+        })
+        .collect();
+    let clock = common::hlc(7);
+    for (tenant, fast) in [(&generic, false), (&bulk, true)] {
+        let mut tx = h.app.begin_tenant(tenant.id).await.unwrap();
+        tx.upsert_storms(&[common::storm(storm)], common::hlc(1), NOW)
+            .await
+            .unwrap();
+        let written = if fast {
+            tx.insert_new_properties(&properties, clock, NOW)
+                .await
+                .unwrap()
+        } else {
+            tx.upsert_properties(&properties, clock, NOW).await.unwrap()
+        };
+        assert_eq!(written, 40);
+        tx.commit().await.unwrap();
+    }
+    let su = h.superuser_pool().await;
+    let rows = |tenant: TenantId| {
+        let su = su.clone();
+        async move {
+            let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+                "SELECT to_jsonb(p) - 'tenant_id' FROM properties p WHERE tenant_id = $1 ORDER BY id",
+            )
+            .bind(tenant.0)
+            .fetch_all(&su)
+            .await
+            .unwrap();
+            let feed: Vec<serde_json::Value> = sqlx::query_scalar(
+                "SELECT jsonb_build_array(entity, entity_id, op, record, field_clocks, scope_crew, scope_user)
+                   FROM change_log WHERE tenant_id = $1 AND entity = 'property' ORDER BY entity_id",
+            )
+            .bind(tenant.0)
+            .fetch_all(&su)
+            .await
+            .unwrap();
+            (rows, feed)
+        }
+    };
+    let (generic_rows, generic_feed) = rows(generic.id).await;
+    let (bulk_rows, bulk_feed) = rows(bulk.id).await;
+    assert_eq!(generic_rows.len(), 40);
+    assert_eq!(generic_feed.len(), 40);
+    assert_eq!(bulk_rows, generic_rows, "the same rows and field clocks");
+    assert_eq!(bulk_feed, generic_feed, "the same feed entries");
+
+    // A re-run with one new property and one changed known one: only the new one is written.
+    let mut again = properties.clone();
+    again[0].address = "changed by a re-run".into();
+    let extra = common::property(PropertyId::generate(), storm, 99);
+    again.push(extra.clone());
+    let mut tx = h.app.begin_tenant(bulk.id).await.unwrap();
+    assert_eq!(
+        tx.insert_new_properties(&again, clock, NOW).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        tx.insert_new_properties(&again, clock, NOW).await.unwrap(),
+        0
+    );
+    // A property that fails validation refuses the whole call.
+    let mut bad = extra.clone();
+    bad.id = PropertyId::generate();
+    bad.latitude = 200.0;
+    assert!(tx.insert_new_properties(&[bad], clock, NOW).await.is_err());
+    tx.rollback().await.unwrap();
+    let mut tx = h.app.begin_tenant(bulk.id).await.unwrap();
+    assert_eq!(
+        tx.insert_new_properties(&again, clock, NOW).await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    let (rows_after, feed_after) = rows(bulk.id).await;
+    assert_eq!(rows_after.len(), 41);
+    assert_eq!(feed_after.len(), 41);
+    assert!(
+        rows_after
+            .iter()
+            .all(|r| r["address"] != "changed by a re-run"),
+        "a known property is not updated"
+    );
+}
