@@ -50,7 +50,9 @@ pub fn render(
          cadence: push {} touches (the training tenant's laptops also {} outcomes), pull its crew's new \
          rows to the end of the feed, pause {:.1} s (the engine's debounce). Each tenant's office asks for \
          its usage screen and who-am-I every {:.0} s. A push is retried with the same change ids until it \
-         holds receipts, as the engine does. The timed load lasts {:.0} s.\n",
+         holds receipts, as the engine does. The timed load lasts {:.0} s. Changes per second is the rate \
+         the laptops offer at this cadence, sustained when it matches that rate; it is not a saturation \
+         figure (`cargo xtask bench server` has the closed loop).\n",
         config.tenants,
         config.laptops_per_tenant,
         config.crews_per_tenant,

@@ -125,9 +125,13 @@ impl ServerProcess {
         let Some(url) = line.trim().strip_prefix("listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
+            // The log directory goes with the run: say why here.
+            let log = std::fs::read_to_string(env.log_dir.join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
             bail!(
-                "{name} did not start ({line:?}); see {}",
-                env.log_dir.join(format!("{name}.log")).display()
+                "{name} did not start ({line:?}): {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
             )
         };
         let url = url.to_owned();
