@@ -75,14 +75,30 @@ async fn server_status(backend: &Backend, tenant: &Tenant, property: PropertyId)
         .unwrap_or_default()
 }
 
-async fn sync(l: &Laptop, who: &str) {
-    l.engine
-        .sync_once()
-        .await
-        .unwrap_or_else(|e| panic!("{who} syncs: {e}"));
+/// One sync, retried while it fails retryably.
+async fn sync(l: &Laptop) {
+    crate::fleet::sync_until_done(l).await;
 }
 
-/// The value of `property` on the server and on each laptop, checked to be one value; returns it.
+/// Syncs `l` until it holds `status` for `property`: a pull returns only rows below the oldest
+/// transaction still running on the cluster, so a write committed a moment ago may take another round.
+async fn sync_until_seen(l: &Laptop, who: &str, property: PropertyId, status: &str) {
+    let started = Instant::now();
+    loop {
+        sync(l).await;
+        if local_status(l, property).await == status {
+            return;
+        }
+        assert!(
+            started.elapsed() < crate::fleet::BOUND,
+            "{who} never pulled the write ({status})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of `property` on the server and on each laptop, checked to be one value (each laptop
+/// syncs until it holds the server's value, bounded); returns it.
 async fn agreed(
     backend: &Backend,
     tenant: &Tenant,
@@ -91,11 +107,18 @@ async fn agreed(
 ) -> String {
     let on_server = server_status(backend, tenant, property).await;
     for (i, l) in laptops.iter().enumerate() {
-        let local = local_status(l, property).await;
-        assert_eq!(
-            local, on_server,
-            "laptop {i} holds {local}, the server {on_server}, for the same property"
-        );
+        let started = Instant::now();
+        loop {
+            let local = local_status(l, property).await;
+            if local == on_server {
+                break;
+            }
+            assert!(
+                started.elapsed() < crate::fleet::BOUND,
+                "laptop {i} holds {local}, the server {on_server}, for the same property"
+            );
+            sync(l).await;
+        }
     }
     on_server
 }
@@ -144,13 +167,11 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
         for (who, reader) in [("5 min behind", late), ("3 h behind", behind)] {
             let property = p[(round * 2 + usize::from(who == "3 h behind")) % p.len()];
             let first = write_status(ahead, property, PropertyStatus::Inspected).await;
-            sync(ahead, "the laptop 4 min ahead").await;
-            sync(reader, who).await;
-            let seen = local_status(reader, property).await;
-            assert_eq!(seen, "inspected", "{who} pulled the first write");
+            sync(ahead).await;
+            sync_until_seen(reader, who, property, "inspected").await;
             let second = write_status(reader, property, PropertyStatus::Contracted).await;
-            sync(reader, who).await;
-            sync(ahead, "the laptop 4 min ahead").await;
+            sync(reader).await;
+            sync(ahead).await;
             let value = agreed(&backend, &tenant, &[ahead, reader], property).await;
             causal.push((who, first, second, value));
         }
@@ -210,9 +231,9 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
         } else {
             (behind, ahead)
         };
-        sync(first, "first").await;
-        sync(second, "second").await;
-        sync(first, "first again").await;
+        sync(first).await;
+        sync(second).await;
+        sync(first).await;
         let value = agreed(&backend, &tenant, &[ahead, behind], property).await;
         let winner = if a > b {
             "not_interested"

@@ -16,7 +16,7 @@ use local_store::{DataDir, Passphrase};
 use sync_server::state::ServerSettings;
 
 use crate::Scale;
-use crate::fleet::{agent_config, secs, verify_exactly_once};
+use crate::fleet::{agent_config, converge, secs, verify_exactly_once};
 use crate::pg_restart::tempdir;
 use crate::report::Finding;
 
@@ -226,6 +226,7 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
     let recovered = freed.elapsed();
     buddy.engine.sync_once().await.expect("buddy pulls");
     let laptops = [truck, buddy];
+    converge(&backend, &tenant, &laptops).await;
     let verified = verify_exactly_once(&backend, &tenant, &laptops, &created).await;
 
     // The file itself: closed and reopened from the (once full) disk, it holds every touch.
