@@ -1,0 +1,81 @@
+//! Profiling aid for the laptop write path: 100,000 journey touches with their outbox rows into a fresh
+//! SQLCipher or plain store, as `cargo xtask bench store` inserts them, printing wall and thread CPU time
+//! and the WAL and file sizes left. Small enough to run under `perf record` without the rest of the suite:
+//! `cargo run --release -p local-store --example insert_profile -- cipher|plain [rows per transaction] [runs]`.
+
+use std::time::{Duration, Instant};
+
+use domain::*;
+use local_store::{DataDir, NewTenant, Passphrase, TenantStore};
+
+fn cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        text.split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let cipher = args.get(1).map(String::as_str) != Some("plain");
+    let chunk: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let repeats: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    for _ in 0..repeats {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = if cipher {
+            DataDir::new(dir.path())
+                .expect("data dir")
+                .create_tenant(
+                    NewTenant {
+                        tenant_id: None,
+                        name: "Bench",
+                        user: "bench",
+                        passphrase: &Passphrase::new("benchmark passphrase"),
+                    },
+                    Timestamp::now(),
+                )
+                .expect("tenant")
+                .store
+        } else {
+            TenantStore::open_plain_for_benchmark(&dir.path().join("plain.db")).expect("plain")
+        };
+        let now = Timestamp::now();
+        let properties: Vec<PropertyId> = (0..2_000).map(|_| PropertyId::generate()).collect();
+        let (storm, user, device) = (StormId::generate(), UserId::generate(), store.device_id());
+        let touches: Vec<JourneyTouch> = (0..100_000usize)
+            .map(|i| JourneyTouch {
+                id: TouchId::generate(),
+                property_id: properties[i % properties.len()],
+                storm_id: storm,
+                user_id: user,
+                device_id: device,
+                channel: Channel::ALL[i % Channel::ALL.len()],
+                result: TouchResult::ALL[(i / 7) % TouchResult::ALL.len()],
+                notes: format!(
+                    "visit {i}: owner reports granule loss on the north slope, gutters dented"
+                ),
+                occurred_at: now.plus_millis(-((100_000 - i) as i64) * 6_000),
+            })
+            .collect();
+        let (c0, t0) = (cpu(), Instant::now());
+        for batch in touches.chunks(chunk) {
+            store.add_touches(batch).expect("insert");
+        }
+        let (wall, c) = (t0.elapsed(), cpu() - c0);
+        let mut wal = store.path().as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let db = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+        println!(
+            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB",
+            if cipher { "cipher" } else { "plain" },
+            wall.as_secs_f64() * 1e3,
+            c.as_secs_f64() * 1e3,
+            wal as f64 / 1048576.0,
+            db as f64 / 1048576.0
+        );
+    }
+}
