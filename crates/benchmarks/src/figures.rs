@@ -240,13 +240,20 @@ pub fn parse_section(markdown: &str) -> Run {
                 } else {
                     q.qualifier.unwrap_or_else(|| format!("#{}", n + 1))
                 };
-                let key = if part.is_empty() {
+                let mut key = if part.is_empty() {
                     base.clone()
                 } else {
                     format!("{base} › {part}")
                 };
-                if figures.iter().any(|f: &Figure| f.key == key) {
-                    continue; // a repeated qualifier in one cell: the first one stands
+                // The same row label again (two tables under one heading): number the repeats, so
+                // each keeps its own previous value.
+                let mut repeat = 1;
+                while figures.iter().any(|f: &Figure| f.key == key) {
+                    repeat += 1;
+                    key = format!("{base} ({repeat})");
+                    if !part.is_empty() {
+                        key.push_str(&format!(" › {part}"));
+                    }
                 }
                 // A bare number under a unit heading (`| changes/s |`) has that unit.
                 let unit = if q.unit.is_empty() && UNITS.contains(&column.as_str()) {
@@ -454,6 +461,18 @@ Some prose with 12 ms in it.\n\n\
         assert_eq!(get("Empty sync › tenant › Qini › p95"), Some((1.9, "ms")));
         assert_eq!(get("Empty sync › tenant › Qini › max"), Some((7.3, "ms")));
         assert_eq!(get("Empty sync › tenant › time"), Some((50.0, "ms")));
+        // A repeated row label under one heading is numbered, not dropped.
+        let twice = parse_section(
+            "## ui\n\n| m | figure |\n|---|---|\n| cold start | 1 ms |\n\ntext\n\n| m | figure |\n|---|---|\n| cold start | 2 ms |\n",
+        );
+        assert_eq!(
+            twice.get("ui › cold start › figure").map(|f| f.value),
+            Some(1.0)
+        );
+        assert_eq!(
+            twice.get("ui › cold start › figure (2)").map(|f| f.value),
+            Some(2.0)
+        );
         // Prose is not parsed.
         assert!(run.figures.iter().all(|f| f.value != 12.0));
     }
