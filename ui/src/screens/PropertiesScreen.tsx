@@ -15,9 +15,20 @@ import { pagesFor } from '../lib/virtual';
 
 const PAGE = 100;
 
-/** Runs `fn` in a task of its own after the next frame has been painted. */
+/**
+ * Runs `fn` once, in a task of its own after the next frame has been painted — or after 100 ms when no
+ * frame comes: WebKitGTK may not run animation frames at all (seen under Xvfb), and the map must still
+ * follow the filters.
+ */
 function afterPaint(fn: () => void) {
-  requestAnimationFrame(() => setTimeout(fn, 0));
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+  requestAnimationFrame(() => setTimeout(run, 0));
+  setTimeout(run, 100);
 }
 const ROW_HEIGHT = 76;
 const MAP_LIMIT = 1000;
