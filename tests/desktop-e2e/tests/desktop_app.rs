@@ -601,6 +601,21 @@ async fn the_app_logs_a_touch_offline_then_drains_it_and_receives_a_score_when_t
         },
     )
     .await;
+    // The map follows the filters too (its rows load after the list is painted, also when WebKitGTK runs
+    // no animation frames).
+    eventually(
+        "the map plots the one property the search leaves",
+        Duration::from_secs(10),
+        || async {
+            let label = text(
+                &app,
+                "return document.querySelector('.map canvas')?.getAttribute('aria-label') ?? null;",
+            )
+            .await;
+            (!label.ends_with(": 1 properties plotted")).then_some(label)
+        },
+    )
+    .await;
     app.screenshot(&shots.join("desktop-synced.png"))
         .await
         .unwrap();
