@@ -36,8 +36,10 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            push_batch: 2_000,
-            pull_limit: 5_000,
+            // The protocol's largest: fewer round trips and transactions per change on both ends (a
+            // week offline or a first sync is hundreds of thousands of rows).
+            push_batch: sync_protocol::MAX_PUSH_CHANGES,
+            pull_limit: sync_protocol::MAX_PULL_LIMIT,
             backoff: Backoff::default(),
             interval: Duration::from_secs(60),
             debounce: Duration::from_secs(2),
