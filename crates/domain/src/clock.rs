@@ -170,6 +170,18 @@ impl HlcClock {
                 max_skew_ms: self.max_skew_ms,
             });
         }
+        self.merge(remote, now_ms)
+    }
+
+    /// Merges a reading from the server without the skew refusal. The server has already refused
+    /// readings ahead of its own clock, so its readings are the tenant's reference time: a laptop whose
+    /// wall clock runs hours behind must still stamp its next write after what it has seen, or its
+    /// later edit loses to the one it saw (causality). Only `observe` guards against peers' clocks.
+    pub fn observe_from_server(&mut self, remote: Hlc, now_ms: u64) -> Result<Hlc, HlcError> {
+        self.merge(remote, now_ms)
+    }
+
+    fn merge(&mut self, remote: Hlc, now_ms: u64) -> Result<Hlc, HlcError> {
         let wall = now_ms
             .max(self.last.wall_ms)
             .max(remote.wall_ms)
@@ -245,6 +257,22 @@ mod tests {
         assert!(merged > remote);
         assert_eq!(merged, Hlc::new(5_000, 5, 1));
         assert!(clock.tick(2_000).expect("tick") > merged);
+    }
+
+    #[test]
+    fn a_server_reading_hours_ahead_is_adopted_so_the_next_write_follows_it() {
+        let now = 1_700_000_000_000;
+        let hours = 3 * 3_600_000;
+        let mut clock = HlcClock::new(1, 1_000);
+        let seen = Hlc::new(now + hours, 4, 2);
+        assert!(clock.clone().observe(seen, now).is_err());
+        let merged = clock.observe_from_server(seen, now).expect("merge");
+        assert!(merged > seen);
+        let next = clock.tick(now + 1).expect("tick");
+        assert!(
+            next > seen,
+            "a later local write must follow the reading it saw"
+        );
     }
 
     #[test]

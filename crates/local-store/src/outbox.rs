@@ -269,8 +269,10 @@ impl TenantStore {
         let now = self.wall.now();
         let mut clock = self.clock.clone();
         if let Some(remote) = server_hlc {
-            // A server clock beyond the allowed skew is not adopted: our own clock stays authoritative.
-            let _ = clock.observe(remote, now.millis().max(0) as u64);
+            // Adopted even when far ahead of our wall clock: the server bounds readings by its own
+            // clock, and a laptop running hours behind must still order its next write after it.
+            // (Only a counter overflow fails here; the clock then keeps its own reading.)
+            let _ = clock.observe_from_server(remote, now.millis().max(0) as u64);
         }
         let tx = self.conn.transaction()?;
         let mut summary = ReceiptSummary::default();

@@ -344,9 +344,11 @@ impl TenantStore {
         }
         let mut clock = self.clock.clone();
         if let Some(remote) = newest.0 {
-            // Later local writes must order after what the server has seen; a reading beyond the allowed
-            // skew is not adopted (it would drag this clock into the future).
-            let _ = clock.observe(remote, now.millis().max(0) as u64);
+            // Later local writes must order after what the server has seen, however far our wall clock
+            // lags: the server refused every reading ahead of its own clock when it was pushed, so
+            // pulled readings cannot drag this clock past the tenant's time. (Only a counter overflow
+            // fails here; the clock then keeps its own reading.)
+            let _ = clock.observe_from_server(remote, now.millis().max(0) as u64);
         }
         tx.execute(
             "UPDATE sync_state SET cursor = ?1, watermark = ?2, last_pull_at = ?3 WHERE singleton = 1",

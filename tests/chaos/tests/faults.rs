@@ -55,9 +55,10 @@ async fn skewed_laptop_clocks_keep_order_converge_and_refuse_the_far_future() {
     let findings = clock_skew::run(Scale::quick()).await;
     show(&findings);
     assert_eq!(findings.len(), 3);
-    // Within the skew bound causality, convergence and the typed refusal are asserted inside the
-    // scenario. Two measured defects (a laptop hours behind loses causality; one hours ahead stays
-    // refused after its clock is fixed) are reported as such, not hidden: see docs/chaos.md.
+    // Causality (also for a laptop hours behind, which adopts the server's readings), convergence
+    // and the typed refusal must hold. One measured defect (a laptop hours ahead stays refused after
+    // its clock is fixed) is reported as such, not hidden: see docs/chaos.md.
+    assert_eq!(findings[0].outcome, Outcome::Passed, "causality");
     assert_eq!(findings[1].outcome, Outcome::Passed, "convergence");
     assert!(
         findings
