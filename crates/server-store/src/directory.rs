@@ -46,29 +46,7 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// One laptop's sync health as the server saw it. The protocol carries no pending count from the laptop,
-/// so the last accepted batch (time and size), the last pull and refused batches stand for it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct DeviceSyncHealth {
-    pub device_id: DeviceId,
-    pub device_name: String,
-    pub user_id: UserId,
-    pub user_name: String,
-    pub user_email: String,
-    pub crew_id: Option<CrewId>,
-    pub status: DeviceStatus,
-    pub registered_at: Timestamp,
-    pub revoked_at: Option<Timestamp>,
-    /// The last accepted push batch and its number of changes (duplicates included).
-    pub last_push_at: Option<Timestamp>,
-    pub last_push_changes: Option<i32>,
-    /// The last pull, recorded at most once a minute.
-    pub last_pull_at: Option<Timestamp>,
-    /// The last refused batch and how many of its changes were refused.
-    pub last_refused_at: Option<Timestamp>,
-    pub last_refused_changes: Option<i32>,
-    pub refused_changes_total: i64,
-}
+pub use sync_protocol::DeviceSyncHealth;
 
 /// Whose laptops a sync-health query lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

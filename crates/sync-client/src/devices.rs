@@ -2,39 +2,9 @@
 //! its size, the last pull, refused batches, revoked or not. An admin gets every device of its tenant, a
 //! crew chief its crews' devices; the server refuses anyone else with `forbidden`.
 
-use domain::{CrewId, DeviceId, DeviceStatus, Timestamp, UserId};
-use serde::Deserialize;
-
 use crate::{ClientError, SyncClient};
 
-/// One laptop's sync health. The protocol carries no pending count from a laptop, so the last accepted
-/// batch (time and size) and the refused changes stand for it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct DeviceHealth {
-    pub device_id: DeviceId,
-    pub device_name: String,
-    pub user_id: UserId,
-    pub user_name: String,
-    pub user_email: String,
-    pub crew_id: Option<CrewId>,
-    pub status: DeviceStatus,
-    pub registered_at: Timestamp,
-    pub revoked_at: Option<Timestamp>,
-    pub last_push_at: Option<Timestamp>,
-    pub last_push_changes: Option<i32>,
-    /// Recorded by the server at most once a minute.
-    pub last_pull_at: Option<Timestamp>,
-    pub last_refused_at: Option<Timestamp>,
-    pub last_refused_changes: Option<i32>,
-    pub refused_changes_total: i64,
-}
-
-/// The server's answer: the devices and the server's clock when it answered (to age the times with).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct DeviceHealthReport {
-    pub devices: Vec<DeviceHealth>,
-    pub at: i64,
-}
+pub use sync_protocol::{DeviceHealthReport, DeviceSyncHealth};
 
 impl SyncClient {
     /// Each laptop's sync health: `GET /v1/admin/devices`.
@@ -50,6 +20,7 @@ impl SyncClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::{DeviceStatus, Timestamp};
 
     #[test]
     fn reads_the_servers_shape() {

@@ -16,7 +16,7 @@ use sync_protocol::{
 use uuid::Uuid;
 
 mod devices;
-pub use devices::{DeviceHealth, DeviceHealthReport};
+pub use devices::{DeviceHealthReport, DeviceSyncHealth};
 
 /// Bodies larger than this are sent gzip-compressed.
 const COMPRESS_OVER_BYTES: usize = 8 * 1024;

@@ -1,6 +1,6 @@
 //! Request and response bodies of the versioned sync API: handshake, auth, push with receipts, pull pages.
 
-use domain::{ChangeId, DeviceId, Hlc, Role, TenantId, UserId};
+use domain::{ChangeId, CrewId, DeviceId, DeviceStatus, Hlc, Role, TenantId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -186,4 +186,37 @@ pub struct PullPage {
     pub has_more: bool,
     /// The tenant's data watermark at this cursor: scores computed at or after it are fresh.
     pub watermark: i64,
+}
+
+/// One laptop's sync health as the server saw it (`GET /v1/admin/devices`). The protocol carries no
+/// pending count from a laptop, so the last accepted batch (time and size), the last pull and refused
+/// batches stand for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSyncHealth {
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub user_email: String,
+    pub crew_id: Option<CrewId>,
+    pub status: DeviceStatus,
+    pub registered_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// The last accepted push batch and its number of changes (duplicates included).
+    pub last_push_at: Option<Timestamp>,
+    pub last_push_changes: Option<i32>,
+    /// The last pull, recorded at most once a minute.
+    pub last_pull_at: Option<Timestamp>,
+    /// The last refused batch and how many of its changes were refused.
+    pub last_refused_at: Option<Timestamp>,
+    pub last_refused_changes: Option<i32>,
+    pub refused_changes_total: i64,
+}
+
+/// The answer of `GET /v1/admin/devices`: the devices and the server's clock (Unix ms) when it
+/// answered, to age their times with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceHealthReport {
+    pub devices: Vec<DeviceSyncHealth>,
+    pub at: i64,
 }

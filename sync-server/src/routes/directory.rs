@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use server_store::directory::DeviceScope;
 use server_store::{NewUser, UserChange};
-use sync_protocol::ErrorCode;
+use sync_protocol::{DeviceHealthReport, ErrorCode};
 use uuid::Uuid;
 
 use crate::auth::identity::Identity;
@@ -237,7 +237,7 @@ pub async fn create_crew(
 pub async fn list_devices(
     State(state): State<AppState>,
     identity: Identity,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceHealthReport>, ApiError> {
     identity.require_role(
         &[Role::Admin, Role::CrewChief],
         "see the laptops' sync health",
@@ -253,7 +253,10 @@ pub async fn list_devices(
     let mut tx = identity.begin(&state).await?;
     let devices = tx.device_sync_health(scope).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "devices": devices, "at": now_ms() })))
+    Ok(Json(DeviceHealthReport {
+        devices,
+        at: now_ms(),
+    }))
 }
 
 /// The OpenAPI entries of the users and crews routes (merged into `crate::openapi::document`).
