@@ -473,10 +473,12 @@ async fn network_faults_never_lose_or_double_an_event() {
             n as u64,
             "{name}: each change accepted exactly once"
         );
-        assert_eq!(
-            duplicate - duplicate_before,
-            duplicates,
-            "{name}: replays acknowledged as duplicates"
+        // Two append-only batches are in flight at once, so a cut can also cost the other batch's
+        // answer: replays are whole batches, at least the one the fault hit, never more than were sent.
+        let replayed = duplicate - duplicate_before;
+        assert!(
+            replayed >= duplicates && replayed % 250 == 0 && replayed <= n as u64,
+            "{name}: replays acknowledged as duplicates, whole batches: {replayed} (at least {duplicates})"
         );
         assert_eq!(pending(&crew).await, 0, "{name}: the outbox drained");
     }
