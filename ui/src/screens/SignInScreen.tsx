@@ -5,12 +5,14 @@ import { useApp } from '../context';
 import { ErrorNote, PageHeader } from '../components/common';
 import { navigate } from '../lib/route';
 import { homeRoute } from '../lib/roles';
+import { useFocusOnMount } from '../lib/focus';
 
 export function SignInScreen() {
   const { backend, session, setSession, toast } = useApp();
   const [server, setServer] = useState(session?.server_url ?? 'https://api.stormops.example');
   const [slug, setSlug] = useState(() => (session?.tenant_name ?? '').toLowerCase().replace(/&/g, ' and ').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, ''));
   const [email, setEmail] = useState('');
+  const emailRef = useFocusOnMount<HTMLInputElement>();
   const [password, setPassword] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -46,7 +48,7 @@ export function SignInScreen() {
         </label>
         <label class="field">
           <span>Email</span>
-          <input name="email" type="email" value={email} onInput={(e) => setEmail(e.currentTarget.value)} required autoComplete="email" autoFocus />
+          <input ref={emailRef} name="email" type="email" value={email} onInput={(e) => setEmail(e.currentTarget.value)} required autoComplete="email" />
         </label>
         <label class="field">
           <span>Password</span>

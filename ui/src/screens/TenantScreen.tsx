@@ -8,6 +8,7 @@ import { Logo } from '../components/Logo';
 import { formatDate, groupRecoveryKey } from '../lib/format';
 import { DEMO_PASSPHRASE, PRESET_USER, type MockPreset } from '../lib/backend/presets';
 import { mockPresetFromUrl } from '../lib/backend';
+import { useFocusOnMount } from '../lib/focus';
 
 type Step = { kind: 'choose' } | { kind: 'create' } | { kind: 'recovery'; tenant: TenantEntry; key: string; user: string } | { kind: 'unlock'; tenant: TenantEntry; user: string };
 
@@ -76,6 +77,7 @@ export function TenantScreen() {
 
 function CreateTenant({ onCreated, onBack, canGoBack }: { onCreated(t: TenantEntry, key: string, user: string): void; onBack(): void; canGoBack: boolean }) {
   const { backend } = useApp();
+  const companyRef = useFocusOnMount<HTMLInputElement>();
   const [name, setName] = useState('');
   const [user, setUser] = useState('');
   const [pass, setPass] = useState('');
@@ -108,7 +110,7 @@ function CreateTenant({ onCreated, onBack, canGoBack }: { onCreated(t: TenantEnt
       <p class="muted">The file is encrypted with your passphrase. You can sign in to your company's server afterwards.</p>
       <label class="field">
         <span>Company name</span>
-        <input name="company" value={name} onInput={(e) => setName(e.currentTarget.value)} required autoComplete="organization" autoFocus />
+        <input ref={companyRef} name="company" value={name} onInput={(e) => setName(e.currentTarget.value)} required autoComplete="organization" />
       </label>
       <label class="field">
         <span>Your user name on this laptop</span>
@@ -182,6 +184,8 @@ function Unlock({ tenant, initialUser, onBack, demoHint }: { tenant: TenantEntry
   const { backend, setSession } = useApp();
   const [user, setUser] = useState(initialUser);
   const [pass, setPass] = useState('');
+  const userRef = useFocusOnMount<HTMLInputElement>(!initialUser);
+  const passRef = useFocusOnMount<HTMLInputElement>(!!initialUser);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
@@ -203,11 +207,11 @@ function Unlock({ tenant, initialUser, onBack, demoHint }: { tenant: TenantEntry
       <h1 id="unlock-title">Unlock {tenant.name}</h1>
       <label class="field">
         <span>User name</span>
-        <input name="user" value={user} onInput={(e) => setUser(e.currentTarget.value)} required autoComplete="username" autoFocus={!initialUser} />
+        <input ref={userRef} name="user" value={user} onInput={(e) => setUser(e.currentTarget.value)} required autoComplete="username" />
       </label>
       <label class="field">
         <span>Passphrase</span>
-        <input name="passphrase" type="password" value={pass} onInput={(e) => setPass(e.currentTarget.value)} required autoComplete="current-password" autoFocus={!!initialUser} />
+        <input ref={passRef} name="passphrase" type="password" value={pass} onInput={(e) => setPass(e.currentTarget.value)} required autoComplete="current-password" />
       </label>
       {demoHint && (
         <p class="field-hint">

@@ -146,6 +146,9 @@ async fn main() -> anyhow::Result<()> {
         app.type_text(&user, USER).await?;
         let pass = app.find("input[name=passphrase]").await?;
         app.type_text(&pass, PASSPHRASE).await?;
+        let typed = app
+            .script("return document.querySelector('input[name=user]').value")
+            .await?;
         let unlock = app.find("form button[type=submit]").await?;
         let clicked = Instant::now();
         app.click(&unlock).await?;
@@ -157,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|v| v.to_string())
                 .unwrap_or_default();
             bail!(
-                "{err}; the window shows: {}",
+                "{err}; the user field held {typed} at the unlock click; the window shows: {}",
                 shown.chars().take(2_000).collect::<String>()
             );
         }
