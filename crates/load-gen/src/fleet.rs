@@ -226,30 +226,6 @@ fn storm_record(id: StormId, name: &str) -> Storm {
     }
 }
 
-fn properties_for(storm: StormId, n: usize) -> Vec<Property> {
-    (0..n)
-        .map(|i| Property {
-            id: PropertyId::generate(),
-            storm_id: storm,
-            external_id: format!("L-{i}"),
-            address: format!("{i} Elm St"),
-            latitude: 35.2,
-            longitude: -97.4,
-            roof_age_years: Some(12.0),
-            roof_material: Some(RoofMaterial::AsphaltShingle),
-            square_feet: Some(2000.0),
-            home_value: Some(Cents(30_000_000)),
-            hail_size_in: Some(1.5),
-            distance_to_core_km: Some(2.0),
-            prior_claims: 0,
-            owner_name: Some("Pat".into()),
-            owner_phone: None,
-            owner_email: None,
-            status: PropertyStatus::New,
-        })
-        .collect()
-}
-
 /// Pushes records from the office in batches, each until receipted.
 async fn office_push<T: serde::Serialize>(
     office: &mut Session,
@@ -293,7 +269,7 @@ pub async fn provision(
         setup_requests: Vec::new(),
         offices: BTreeMap::new(),
     };
-    for plan in plans(config) {
+    for (index, plan) in plans(config).into_iter().enumerate() {
         let admin_email = format!("office@{}.example", plan.slug);
         let created = sync_server::provisioning::provision_tenant(
             &control,
@@ -343,23 +319,24 @@ pub async fn provision(
         let mut property_ids = Vec::new();
         let mut training = None;
         if plan.properties > 0 {
-            let (storm_rec, properties, synthetic) = if plan.kind == TenantKind::Training {
-                let synthetic = SyntheticStorm::generate(&SyntheticStormConfig {
-                    properties: plan.properties,
-                    seed: 2026,
-                    ..SyntheticStormConfig::default()
-                })?;
-                let rec = storm_record(synthetic.storm_id, "Learning hail");
-                let props = synthetic.properties.clone();
-                (rec, props, Some(synthetic))
-            } else {
-                let id = StormId::generate();
-                (
-                    storm_record(id, "Load hail"),
-                    properties_for(id, plan.properties),
-                    None,
-                )
-            };
+            // Every tenant's storm comes from the synthetic storm generator (realistic attributes,
+            // one seed per tenant); the training tenant also keeps its ground truth for learning.
+            let synthetic = SyntheticStorm::generate(&SyntheticStormConfig {
+                properties: plan.properties,
+                seed: 2026 + index as u64,
+                ..SyntheticStormConfig::default()
+            })?;
+            let training_tenant = plan.kind == TenantKind::Training;
+            let storm_rec = storm_record(
+                synthetic.storm_id,
+                if training_tenant {
+                    "Learning hail"
+                } else {
+                    "Load hail"
+                },
+            );
+            let properties = synthetic.properties.clone();
+            let synthetic = training_tenant.then_some(synthetic);
             office_push(
                 &mut office,
                 Entity::Storm,
