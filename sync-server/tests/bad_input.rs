@@ -558,9 +558,16 @@ async fn bad_pushes_answer_4xx_and_apply_nothing() {
     assert_ok("a nasty owner name", &got);
     let rows = h
         .pull_until(a.session(Role::Admin), |rows| {
-            pushed
+            // The feed first carries the property as seeded; the update is a later row, which a
+            // concurrent transaction elsewhere in the cluster may hold back for a poll or two.
+            let property_rows = rows
                 .iter()
-                .all(|(id, _)| rows.iter().any(|r| r.entity_id == *id))
+                .filter(|r| r.entity_id == a.properties[3].0)
+                .count();
+            property_rows >= 2
+                && pushed
+                    .iter()
+                    .all(|(id, _)| rows.iter().any(|r| r.entity_id == *id))
         })
         .await;
     for (id, notes) in &pushed {
