@@ -343,7 +343,8 @@ impl TenantStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at FROM journey_touches WHERE property_id = ?1",
         )?;
-        for touch in stmt.query_map([&id], rows::touch_from_row)? {
+        // Touches keep their ids as 16 bytes (migration 0010).
+        for touch in stmt.query_map([rows::id_bytes(&property.0)], rows::touch_from_row)? {
             entries.push(TimelineEntry::Touch(touch?));
         }
         let mut stmt =
@@ -373,7 +374,9 @@ impl TenantStore {
     pub fn crew_day(&self, crew: Option<CrewId>, day: &str) -> StoreResult<CrewDaySummary> {
         let (start, end) = utc_day_range(day)?;
         let crew_text = crew.map(|c| c.to_string());
-        let crew_filter = "(?3 IS NULL OR t.user_id IN (SELECT id FROM users WHERE crew_id = ?3))";
+        // A touch's ids are 16-byte blobs (migration 0010), the other tables' ids text: `unhex` turns
+        // the few crew members' ids into blobs, so the touches' own columns are compared as stored.
+        let crew_filter = "(?3 IS NULL OR t.user_id IN (SELECT unhex(replace(id, '-', '')) FROM users WHERE crew_id = ?3))";
         let mut users: BTreeMap<String, UserDay> = BTreeMap::new();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.user_id, t.channel, t.result, count(*) FROM journey_touches t
@@ -382,7 +385,7 @@ impl TenantStore {
         ))?;
         let groups = stmt.query_map(params![start, end, crew_text], |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                rows::uuid_blob(r, 0)?.to_string(),
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
@@ -405,12 +408,12 @@ impl TenantStore {
             total += n;
         }
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT t.user_id, count(DISTINCT t.property_id), u.name FROM journey_touches t LEFT JOIN users u ON u.id = t.user_id
+            "SELECT t.user_id, count(DISTINCT t.property_id), u.name FROM journey_touches t LEFT JOIN users u ON unhex(replace(u.id, '-', '')) = t.user_id
               WHERE t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter} GROUP BY t.user_id"
         ))?;
         for row in stmt.query_map(params![start, end, crew_text], |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                rows::uuid_blob(r, 0)?.to_string(),
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<String>>(2)?,
             ))
@@ -424,7 +427,7 @@ impl TenantStore {
         let (conversions, value): (i64, i64) = self.conn.prepare_cached(&format!(
             "SELECT count(*), coalesce(sum(o.contract_value_cents), 0) FROM outcomes o
               WHERE o.converted = 1 AND o.occurred_at >= ?1 AND o.occurred_at < ?2
-                AND (?3 IS NULL OR o.property_id IN (SELECT t.property_id FROM journey_touches t WHERE {crew_filter}))"
+                AND (?3 IS NULL OR unhex(replace(o.property_id, '-', '')) IN (SELECT t.property_id FROM journey_touches t WHERE {crew_filter}))"
         ))?
         .query_row(params![start, end, crew_text], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(CrewDaySummary {

@@ -361,7 +361,13 @@ impl MutableRecord for Crew {
     }
 }
 
-/// Append-only inserts: a second insert of the same id is ignored (a replayed pull page).
+/// A UUID as a BLOB parameter: how `journey_touches` stores its ids (migration 0010).
+pub(crate) fn id_bytes(id: &Uuid) -> &[u8] {
+    &id.as_bytes()[..]
+}
+
+/// Append-only inserts: a second insert of the same id is ignored (a replayed pull page). A touch's ids
+/// are stored as their 16 bytes (migration 0010).
 pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<usize> {
     Ok(conn
         .prepare_cached(
@@ -369,11 +375,11 @@ pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<u
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
-            t.id.to_string(),
-            t.property_id.to_string(),
-            t.storm_id.to_string(),
-            t.user_id.to_string(),
-            t.device_id.to_string(),
+            id_bytes(&t.id.0),
+            id_bytes(&t.property_id.0),
+            id_bytes(&t.storm_id.0),
+            id_bytes(&t.user_id.0),
+            id_bytes(&t.device_id.0),
             t.channel.as_str(),
             t.result.as_str(),
             t.notes,
@@ -383,11 +389,11 @@ pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<u
 
 pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
     Ok(JourneyTouch {
-        id: parsed(r, 0)?,
-        property_id: parsed(r, 1)?,
-        storm_id: parsed(r, 2)?,
-        user_id: parsed(r, 3)?,
-        device_id: parsed(r, 4)?,
+        id: TouchId(uuid_blob(r, 0)?),
+        property_id: PropertyId(uuid_blob(r, 1)?),
+        storm_id: StormId(uuid_blob(r, 2)?),
+        user_id: UserId(uuid_blob(r, 3)?),
+        device_id: DeviceId(uuid_blob(r, 4)?),
         channel: parsed(r, 5)?,
         result: parsed(r, 6)?,
         notes: r.get(7)?,
@@ -535,11 +541,11 @@ pub(crate) fn append_only_payload(
     fn one<T: Serialize>(
         conn: &Connection,
         sql: &str,
-        id: &Uuid,
+        id: impl rusqlite::ToSql,
         read: fn(&Row<'_>) -> rusqlite::Result<T>,
     ) -> StoreResult<Option<Value>> {
         conn.prepare_cached(sql)?
-            .query_row([id.to_string()], read)
+            .query_row([id], read)
             .optional()?
             .map(|record| {
                 serde_json::to_value(&record).map_err(|e| StoreError::Decode(e.to_string()))
@@ -547,9 +553,9 @@ pub(crate) fn append_only_payload(
             .transpose()
     }
     match entity {
-        Entity::JourneyTouch => one(conn, TOUCH_BY_ID, id, touch_from_row),
-        Entity::Outcome => one(conn, OUTCOME_BY_ID, id, outcome_from_row),
-        Entity::PolicyDecision => one(conn, DECISION_BY_ID, id, decision_from_row),
+        Entity::JourneyTouch => one(conn, TOUCH_BY_ID, id_bytes(id), touch_from_row),
+        Entity::Outcome => one(conn, OUTCOME_BY_ID, id.to_string(), outcome_from_row),
+        Entity::PolicyDecision => one(conn, DECISION_BY_ID, id.to_string(), decision_from_row),
         _ => Ok(None),
     }
 }
@@ -591,7 +597,12 @@ pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> Sto
         // Arm assignments and scores have no id of their own: the tombstone names the property.
         Entity::ArmAssignment => "DELETE FROM arm_assignments WHERE property_id = ?1",
         Entity::UpliftScore => "DELETE FROM uplift_scores WHERE property_id = ?1",
-        Entity::JourneyTouch => "DELETE FROM journey_touches WHERE id = ?1",
+        Entity::JourneyTouch => {
+            // Stored as its 16 bytes (migration 0010).
+            return Ok(conn
+                .prepare_cached("DELETE FROM journey_touches WHERE id = ?1")?
+                .execute([id_bytes(id)])?);
+        }
         Entity::Outcome => "DELETE FROM outcomes WHERE id = ?1",
         Entity::PolicyDecision => "DELETE FROM policy_decisions WHERE id = ?1",
         Entity::Crew => "DELETE FROM crews WHERE id = ?1",

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_compact_outbox_ids",
         include_str!("../../../migrations/local/0006_compact_outbox_ids.sql"),
     ),
+    (
+        "0010_compact_touch_ids",
+        include_str!("../../../migrations/local/0010_compact_touch_ids.sql"),
+    ),
 ];
 
 /// The schema version this build creates and understands.
@@ -213,5 +217,90 @@ mod tests {
                 ),
             ]
         );
+    }
+    /// 0010 stores a touch's five ids as their 16 bytes: touches already in the file keep their rowid
+    /// and every other column, and a row whose id is not a UUID stops the migration instead of being lost.
+    #[test]
+    fn migration_0010_converts_stored_touches() {
+        let at = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "0010_compact_touch_ids")
+            .expect("0010 is listed");
+        let (before, after) = MIGRATIONS.split_at(at);
+        let ids: Vec<uuid::Uuid> = (0..5).map(|_| uuid::Uuid::now_v7()).collect();
+        let fresh = || {
+            let conn = Connection::open_in_memory().expect("memory");
+            for (_, sql) in before {
+                conn.execute_batch(sql).expect("earlier migrations");
+            }
+            conn
+        };
+        let conn = fresh();
+        conn.execute(
+            "INSERT INTO journey_touches (rowid, id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
+             VALUES (42, ?1, ?2, ?3, ?4, ?5, 'door_knock', 'no_answer', 'north slope', 1700000000000)",
+            rusqlite::params_from_iter(ids.iter().map(|id| id.to_string())),
+        )
+        .expect("a touch written before 0010");
+        conn.execute_batch(after[0].1).expect("0010");
+        type Row = (
+            i64,
+            Vec<u8>,
+            Vec<u8>,
+            Vec<u8>,
+            Vec<u8>,
+            Vec<u8>,
+            String,
+            String,
+            String,
+            i64,
+        );
+        let row: Row = conn
+            .query_row(
+                "SELECT rowid, id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at FROM journey_touches",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?,
+                        r.get(7)?, r.get(8)?, r.get(9)?,
+                    ))
+                },
+            )
+            .expect("converted touch");
+        let bytes = |i: usize| ids[i].as_bytes().to_vec();
+        assert_eq!(
+            row,
+            (
+                42,
+                bytes(0),
+                bytes(1),
+                bytes(2),
+                bytes(3),
+                bytes(4),
+                "door_knock".into(),
+                "no_answer".into(),
+                "north slope".into(),
+                1_700_000_000_000
+            )
+        );
+
+        let mut damaged = fresh();
+        damaged
+            .execute(
+                "INSERT INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
+                 VALUES ('not-a-uuid', ?1, ?1, ?1, ?1, 'door_knock', 'no_answer', '', 0)",
+                [ids[0].to_string()],
+            )
+            .expect("a damaged touch");
+        let tx = damaged.transaction().expect("tx");
+        assert!(
+            tx.execute_batch(after[0].1).is_err(),
+            "an id that is not a UUID stops 0010"
+        );
+        tx.rollback().expect("rollback");
+        let kept: String = damaged
+            .query_row("SELECT id FROM journey_touches", [], |r| r.get(0))
+            .expect("the row is still there");
+        assert_eq!(kept, "not-a-uuid");
     }
 }

@@ -47,7 +47,7 @@ pub struct TenantStore {
     pub(crate) wall: Box<dyn WallClock>,
     data_key: Option<DataKey>,
     unlocked_user: Option<String>,
-    rng: SystemRandom,
+    pub(crate) rng: SystemRandom,
     _lock: Option<ProcessLock>,
 }
 

@@ -1,6 +1,6 @@
 CREATE INDEX assignments_by_property ON assignments (property_id, territory_id);
 
-CREATE INDEX journey_touches_by_property ON journey_touches (property_id, occurred_at);
+CREATE INDEX journey_touches_by_property ON journey_touches (property_id);
 
 CREATE INDEX journey_touches_by_time ON journey_touches (occurred_at);
 
@@ -53,16 +53,18 @@ CREATE TABLE experiments (
     started_at      INTEGER NOT NULL
 ) STRICT;
 
-CREATE TABLE journey_touches (
-    id          TEXT PRIMARY KEY,
-    property_id TEXT NOT NULL,
-    storm_id    TEXT NOT NULL,
-    user_id     TEXT NOT NULL,
-    device_id   TEXT NOT NULL,
+CREATE TABLE "journey_touches" (
+    id          BLOB NOT NULL PRIMARY KEY,
+    property_id BLOB NOT NULL,
+    storm_id    BLOB NOT NULL,
+    user_id     BLOB NOT NULL,
+    device_id   BLOB NOT NULL,
     channel     TEXT NOT NULL,
     result      TEXT NOT NULL,
     notes       TEXT NOT NULL,
-    occurred_at INTEGER NOT NULL
+    occurred_at INTEGER NOT NULL,
+    CHECK (length(id) = 16 AND length(property_id) = 16 AND length(storm_id) = 16
+           AND length(user_id) = 16 AND length(device_id) = 16)
 ) STRICT;
 
 CREATE TABLE local_users (
