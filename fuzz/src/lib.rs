@@ -8,12 +8,6 @@ use serde_json::{Map, Value};
 use sync_protocol::merge::{FieldClocks, join_records, merge_fields};
 use sync_protocol::{Entity, PushRequest};
 
-/// The desktop app's CSV importer, compiled from its own source file: it needs only `domain` and `csv`,
-/// while depending on `desktop-core` would pull its whole tree (tokio, reqwest, rustls, SQLCipher, the
-/// uplift learners) into the fuzz build, which `cargo xtask test` runs cold on every CI clone.
-#[path = "../../crates/desktop-core/src/csv_import.rs"]
-pub mod desktop_csv_import;
-
 /// A push request body: decoding never panics; whatever decodes re-encodes to a body that decodes to
 /// the same request (the server and laptops agree on every accepted shape), and every change's entity
 /// keeps its stable text.
@@ -121,17 +115,31 @@ pub fn merge(data: &[u8]) {
     );
 }
 
-/// The property CSV importer: never panics; it imports only when every row is valid (each imported
-/// property passes validation and belongs to the storm), and a refusal names at least one problem.
+/// The property CSV importer (`property-csv`, the parser of laptops and the server alike): never panics;
+/// it imports only when every row is valid (each imported property passes validation, belongs to the
+/// storm, and keeps a line of the file, in file order), and a refusal names at least one problem, each
+/// on a line of the file.
 pub fn csv_import(data: &[u8]) {
-    use crate::desktop_csv_import::{CsvImportError, parse_properties};
+    use property_csv::PropertyCsvError;
     let storm = StormId(uuid::Uuid::from_u128(7));
     let now = Timestamp(1_790_000_000_000);
-    match parse_properties(data, storm, now) {
-        Ok(properties) => {
-            let lines = data.iter().filter(|b| **b == b'\n').count() + 1;
-            assert!(properties.len() <= lines, "more properties than lines");
-            for p in &properties {
+    // Every record but the last ends in an LF or a CR, so this bounds the rows and their lines.
+    let lines = data
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| **b == b'\n' || (**b == b'\r' && data.get(i + 1) != Some(&b'\n')))
+        .count() as u64
+        + 1;
+    match property_csv::parse_rows(data, storm, now) {
+        Ok(rows) => {
+            assert!(rows.len() as u64 <= lines, "more properties than lines");
+            assert!(
+                rows.windows(2).all(|w| w[0].line <= w[1].line),
+                "rows out of line order"
+            );
+            for row in &rows {
+                assert!((1..=lines).contains(&row.line), "row on line {}", row.line);
+                let p = &row.property;
                 assert_eq!(p.storm_id, storm);
                 assert!(
                     domain::Validate::validate(p, now).is_ok(),
@@ -139,13 +147,26 @@ pub fn csv_import(data: &[u8]) {
                 );
             }
         }
-        Err(CsvImportError::InvalidRows(rows)) => assert!(!rows.is_empty()),
-        Err(CsvImportError::WrongColumns {
+        Err(PropertyCsvError::InvalidRows { rows }) => {
+            assert!(!rows.is_empty());
+            for row in &rows {
+                assert!(
+                    (1..=lines).contains(&row.line),
+                    "problem on line {}",
+                    row.line
+                );
+                assert!(!row.code.is_empty() && !row.message.is_empty());
+            }
+        }
+        Err(PropertyCsvError::WrongColumns {
             missing,
             unknown,
             repeated,
         }) => assert!(!(missing.is_empty() && unknown.is_empty() && repeated.is_empty())),
-        Err(CsvImportError::Unreadable(_)) => {}
+        Err(PropertyCsvError::Unreadable { message }) => assert!(!message.is_empty()),
+        Err(PropertyCsvError::TooManyRows { max }) => {
+            assert!(lines > max as u64, "{max} rows refused in {lines} lines")
+        }
     }
 }
 

@@ -17,16 +17,26 @@ const CODE_DIRS: &[&str] = &[
     "fuzz/fuzz_targets",
 ];
 /// Crates that must do no IO: no IO libraries among their dependencies, no filesystem or network use.
-const IO_FREE_CRATES: &[&str] = &["crates/domain", "crates/sync-protocol", "crates/uplift"];
+const IO_FREE_CRATES: &[&str] = &[
+    "crates/domain",
+    "crates/sync-protocol",
+    "crates/uplift",
+    "crates/property-csv",
+];
 const IO_LIBRARIES: &[&str] = &[
     "rusqlite", "sqlx", "reqwest", "tokio", "axum", "hyper", "tauri", "csv", "flate2",
 ];
+/// An IO library an IO-free crate may still depend on for its in-memory part: `property-csv` runs the
+/// `csv` tokenizer over bytes its callers read; the library's own file IO (`from_path`) is refused by
+/// `IO_MODULES`.
+const IO_LIBRARY_EXCEPTIONS: &[(&str, &str)] = &[("crates/property-csv", "csv")];
 const IO_MODULES: &[&str] = &[
     "std::fs",
     "std::net",
     "std::process",
     "std::env::var",
     "File::open",
+    "from_path",
 ];
 const VAGUE_NAMES: &[&str] = &["utils", "util", "common", "manager", "helpers", "misc"];
 
@@ -150,6 +160,9 @@ pub fn problems(root: &Path, bless: bool) -> anyhow::Result<Vec<String>> {
             .map(|s| s.split("\n[").next().unwrap_or(""))
             .unwrap_or("");
         for lib in IO_LIBRARIES {
+            if IO_LIBRARY_EXCEPTIONS.contains(&(*krate, *lib)) {
+                continue;
+            }
             if deps.lines().any(|l| {
                 l.trim_start().starts_with(&format!("{lib} "))
                     || l.trim_start().starts_with(&format!("{lib}."))

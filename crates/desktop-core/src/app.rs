@@ -1069,18 +1069,19 @@ impl App {
                     });
                 }
                 let parsed = csv_import::parse_properties(csv_text.as_bytes(), storm_id, s.now());
-                let properties = match parsed {
-                    Ok(properties) => properties,
+                let rows = match parsed {
+                    Ok(rows) => rows,
                     Err(err) => return Ok(import_errors(err)),
                 };
                 // The store refuses an external id already in the storm; that is a row error too.
                 let mut errors = Vec::new();
-                for (index, p) in properties.iter().enumerate() {
+                for row in &rows {
+                    let p = &row.property;
                     if s.property_by_external_id(storm_id, &p.external_id)?
                         .is_some()
                     {
                         errors.push(ImportLineError {
-                            line: index as u64 + 2,
+                            line: row.line,
                             field: "external_id".into(),
                             message: format!(
                                 "external_id {} is already in this storm",
@@ -1095,6 +1096,7 @@ impl App {
                         errors,
                     });
                 }
+                let properties: Vec<_> = rows.into_iter().map(|r| r.property).collect();
                 s.import_properties(&properties)?;
                 Ok(ImportReport {
                     imported: u32::try_from(properties.len()).unwrap_or(u32::MAX),
@@ -1418,21 +1420,7 @@ fn require_property(s: &TenantStore, id: PropertyId) -> Result<(), StoreError> {
 
 fn import_errors(err: CsvImportError) -> ImportReport {
     let errors = match err {
-        CsvImportError::Unreadable(message) => vec![ImportLineError {
-            line: 1,
-            field: String::new(),
-            message,
-        }],
-        CsvImportError::WrongColumns {
-            missing,
-            unknown,
-            repeated,
-        } => vec![ImportLineError {
-            line: 1,
-            field: "header".into(),
-            message: CsvImportError::describe_columns(&missing, &unknown, &repeated),
-        }],
-        CsvImportError::InvalidRows(rows) => rows
+        CsvImportError::InvalidRows { rows } => rows
             .into_iter()
             .map(|r| ImportLineError {
                 line: r.line,
@@ -1440,6 +1428,18 @@ fn import_errors(err: CsvImportError) -> ImportReport {
                 message: r.message,
             })
             .collect(),
+        CsvImportError::WrongColumns { .. } => vec![ImportLineError {
+            line: 1,
+            field: "header".into(),
+            message: err.to_string(),
+        }],
+        CsvImportError::Unreadable { .. } | CsvImportError::TooManyRows { .. } => {
+            vec![ImportLineError {
+                line: 1,
+                field: String::new(),
+                message: err.to_string(),
+            }]
+        }
     };
     ImportReport {
         imported: 0,

@@ -8,10 +8,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::http::header::CONTENT_TYPE;
 use domain::{
-    CrewId, Hlc, PolicyMode, Property, Role, Storm, StormId, StormStatus, Territory, TerritoryId,
-    Timestamp, Validate,
+    CrewId, Hlc, PolicyMode, Role, Storm, StormId, StormStatus, Territory, TerritoryId, Timestamp,
+    Validate,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -298,26 +297,8 @@ pub async fn import_properties(
 ) -> Result<Json<Value>, ApiError> {
     identity.require_role(&WRITERS, "import properties")?;
     let storm = storm_id(&id)?;
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .trim()
-        .to_ascii_lowercase()
-        .starts_with("text/csv")
-    {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the properties as CSV with `Content-Type: text/csv`",
-        ));
-    }
     let now = now_ms();
-    let mut properties: Vec<Property> =
-        property_csv::parse(&body, storm, Timestamp(now)).map_err(|e| {
-            ApiError::new(ErrorCode::ValidationFailed, e.message())
-                .with_details(serde_json::to_value(&e).unwrap_or_default())
-        })?;
+    let mut properties = property_csv::read_upload(&headers, &body, storm, Timestamp(now))?;
     let mut tx = identity.begin(&state).await?;
     if !tx.storm_exists(storm).await? {
         return Err(no_storm());

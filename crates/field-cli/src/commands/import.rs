@@ -1,5 +1,6 @@
-//! CSV import of properties from a file. The parsing and validation live in desktop-core (the desktop
-//! app imports the same way); this maps its errors to the CLI's codes and details.
+//! CSV import of properties from a file. The parsing and validation live in `property-csv` (reached
+//! through desktop-core; the desktop app and the server's office import read files the same way); this
+//! maps its errors to the CLI's codes and details.
 
 use std::path::Path;
 
@@ -14,8 +15,10 @@ pub const CSV_HELP: &str = "Import properties from a CSV file with a header row.
 external_id, address, latitude, longitude. Optional columns: roof_age_years, roof_material \
 (asphalt_shingle, metal, tile, wood_shake, slate, flat, other), square_feet, home_value_cents, \
 hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status \
-(new, in_progress, inspected, contracted, not_interested, do_not_contact; default new). Unknown or \
-missing columns, or any invalid row, import nothing; every row error is reported with its line number.";
+(new, in_progress, inspected, contracted, not_interested, do_not_contact; default new). Headers and \
+values may be written like headings (\"External ID\", \"In Progress\"); empty rows are skipped. Unknown \
+or missing columns, any invalid row, or more than 200000 rows import nothing; every problem is reported \
+with its line number.";
 
 /// Reads and validates every row of `path`; returns the properties only when all rows are valid.
 pub fn read_properties(
@@ -29,34 +32,24 @@ pub fn read_properties(
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
-    csv_import::parse_properties(file, storm, now).map_err(|err| match err {
-        CsvImportError::Unreadable(detail) => {
-            CliError::new("import.unreadable", format!("{}: {detail}", path.display()))
+    let rows = csv_import::parse_properties(file, storm, now).map_err(|err| {
+        let error = CliError::new(
+            err.code(),
+            format!("{}: {err}; nothing imported", path.display()),
+        );
+        match err {
+            CsvImportError::Unreadable { .. } => error,
+            CsvImportError::WrongColumns {
+                missing,
+                unknown,
+                repeated,
+            } => error.with_details(json!({ "missing": missing, "unknown": unknown, "repeated": repeated, "expected_required": REQUIRED_COLUMNS, "expected_optional": OPTIONAL_COLUMNS })),
+            CsvImportError::InvalidRows { rows } => {
+                let rows: Vec<_> = rows.iter().map(|e| json!({ "line": e.line, "field": e.field, "code": e.code, "message": e.message })).collect();
+                error.with_details(json!({ "rows": rows }))
+            }
+            CsvImportError::TooManyRows { max } => error.with_details(json!({ "max_rows": max })),
         }
-        CsvImportError::WrongColumns {
-            missing,
-            unknown,
-            repeated,
-        } => CliError::new(
-            "import.wrong_columns",
-            format!(
-                "{}: {}; nothing imported",
-                path.display(),
-                CsvImportError::describe_columns(&missing, &unknown, &repeated)
-            ),
-        )
-        .with_details(json!({ "missing": missing, "unknown": unknown, "repeated": repeated, "expected_required": REQUIRED_COLUMNS, "expected_optional": OPTIONAL_COLUMNS })),
-        CsvImportError::InvalidRows(errors) => {
-            let rows: Vec<_> = errors.iter().map(|e| json!({ "line": e.line, "field": e.field, "code": e.code, "message": e.message })).collect();
-            CliError::new(
-                "import.invalid_rows",
-                format!(
-                    "{}: {} invalid row(s); nothing imported",
-                    path.display(),
-                    errors.len()
-                ),
-            )
-            .with_details(json!({ "rows": rows }))
-        }
-    })
+    })?;
+    Ok(rows.into_iter().map(|r| r.property).collect())
 }
