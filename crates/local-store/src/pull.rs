@@ -2,6 +2,10 @@
 //! transaction, so a crash leaves either the whole page or none of it. Mutable records are merged per
 //! field with the shared rule, and this laptop's pending writes win until the server acknowledges them.
 
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
 use domain::*;
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -12,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::StoreResult;
 use crate::outbox::{overlay_pending, pending_field_writes};
-use crate::rows::{self, MutableRecord};
+use crate::rows::{self, MutableRecord, clocks_to_text};
 use crate::store::TenantStore;
 use crate::writes::{persist_clock, to_map};
 
@@ -60,17 +64,27 @@ enum Skip {
 
 type Applied = Result<(), Skip>;
 
+/// A record's field clocks in their stored text form, with the newest of them.
+type ClockText = Result<(String, Option<Hlc>), Skip>;
+
 /// One pulled change, typed (a [`PulledChange`]) or as text (a [`PulledText`]): what the apply needs of it.
 trait Pulled {
     fn entity(&self) -> Entity;
     fn entity_id(&self) -> Uuid;
     fn op(&self) -> ChangeOp;
     /// The record decoded as its domain type.
-    fn decode<T: DeserializeOwned>(&self) -> Result<T, Skip>;
+    fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T, Skip>;
     /// The record as a JSON object, for the per-field merge.
     fn fields(&self) -> Result<Map<String, Value>, Skip>;
     /// The record's field clocks (none for records without them).
     fn clocks(&self) -> Result<FieldClocks, Skip>;
+    /// The record's field clocks in their stored text form, with the newest of them: what a record new
+    /// to this laptop is written with.
+    fn stored_clocks(&self) -> ClockText {
+        let clocks = self.clocks()?;
+        let text = clocks_to_text(&clocks).map_err(|e| Skip::Invalid(e.to_string()))?;
+        Ok((text, clocks.values().max().copied()))
+    }
 }
 
 fn malformed(e: serde_json::Error) -> Skip {
@@ -87,7 +101,7 @@ impl Pulled for PulledChange {
     fn op(&self) -> ChangeOp {
         self.op
     }
-    fn decode<T: DeserializeOwned>(&self) -> Result<T, Skip> {
+    fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T, Skip> {
         // By reference: no copy of the tree.
         T::deserialize(&self.record).map_err(malformed)
     }
@@ -112,7 +126,7 @@ impl Pulled for PulledText<'_> {
     fn op(&self) -> ChangeOp {
         self.op
     }
-    fn decode<T: DeserializeOwned>(&self) -> Result<T, Skip> {
+    fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T, Skip> {
         serde_json::from_str(self.record).map_err(malformed)
     }
     fn fields(&self) -> Result<Map<String, Value>, Skip> {
@@ -126,6 +140,118 @@ impl Pulled for PulledText<'_> {
             None | Some("null") => Ok(FieldClocks::new()),
             Some(text) => serde_json::from_str(text)
                 .map_err(|e| Skip::Invalid(format!("malformed field clocks: {e}"))),
+        }
+    }
+    fn stored_clocks(&self) -> ClockText {
+        match self.field_clocks.and_then(grouped_clock_text) {
+            Some(grouped) => Ok(grouped),
+            None => {
+                let clocks = self.clocks()?;
+                let text = clocks_to_text(&clocks).map_err(|e| Skip::Invalid(e.to_string()))?;
+                Ok((text, clocks.values().max().copied()))
+            }
+        }
+    }
+}
+
+/// The stored (grouped) text of field clocks sent per field, `{"field":"<hlc>",…}`, read as borrowed
+/// text: a pulled record carries one clock per field, but a record written in one go (every record of a
+/// first sync) has the same clock on all of them, so its clock is parsed once instead of once per field,
+/// and no map of owned field names is built only to be grouped and printed again. `None` for anything
+/// less plain (escaped text, a clock not in its canonical form, not an object): the caller then takes the
+/// general path, which gives the same text or the precise error.
+fn grouped_clock_text(text: &str) -> Option<(String, Option<Hlc>)> {
+    let per_field: BTreeMap<&str, &str> = serde_json::from_str(text).ok()?;
+    // Keyed by the clock's text, which sorts like the clock in its canonical form (checked below), so
+    // the groups come out in `clocks_to_text`'s order; fields keep the map's sorted order within a group.
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (field, hlc) in &per_field {
+        groups.entry(*hlc).or_default().push(*field);
+    }
+    let mut newest = None;
+    for hlc_text in groups.keys() {
+        let hlc = Hlc::parse(hlc_text).ok()?;
+        if hlc.to_string() != *hlc_text {
+            return None;
+        }
+        newest = newest.max(Some(hlc));
+    }
+    Some((serde_json::to_string(&groups).ok()?, newest))
+}
+
+/// What the decoding thread made of one pulled change ahead of its write (see [`TenantStore::apply_page`]):
+/// the record as its domain type (a boxed `Result<T, Skip>`), and a mutable record's clocks in their
+/// stored form. Only the kinds a large page is made of are decoded ahead; the others, and anything the
+/// write asks for in another form (a record that must be merged), are decoded where they are written.
+#[derive(Default)]
+struct Decoded {
+    record: Option<Box<dyn Any + Send>>,
+    clocks: Option<ClockText>,
+}
+
+fn decode_ahead(pulled: &impl Pulled) -> Decoded {
+    if !matches!(pulled.op(), ChangeOp::Insert | ChangeOp::Update) {
+        return Decoded::default();
+    }
+    match pulled.entity() {
+        Entity::Property => Decoded {
+            record: Some(Box::new(pulled.decode::<Property>())),
+            clocks: Some(pulled.stored_clocks()),
+        },
+        Entity::UpliftScore => Decoded {
+            record: Some(Box::new(pulled.decode::<UpliftScore>())),
+            clocks: None,
+        },
+        _ => Decoded::default(),
+    }
+}
+
+/// A pulled change with what was decoded of it ahead: each part is used once, by the first call that
+/// asks for it in that form; every other call goes to the change itself.
+struct Ahead<'p, P> {
+    pulled: &'p P,
+    record: Cell<Option<Box<dyn Any + Send>>>,
+    clocks: Cell<Option<ClockText>>,
+}
+
+impl<'p, P: Pulled> Ahead<'p, P> {
+    fn new(pulled: &'p P, decoded: Decoded) -> Self {
+        Self {
+            pulled,
+            record: Cell::new(decoded.record),
+            clocks: Cell::new(decoded.clocks),
+        }
+    }
+}
+
+impl<P: Pulled> Pulled for Ahead<'_, P> {
+    fn entity(&self) -> Entity {
+        self.pulled.entity()
+    }
+    fn entity_id(&self) -> Uuid {
+        self.pulled.entity_id()
+    }
+    fn op(&self) -> ChangeOp {
+        self.pulled.op()
+    }
+    fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T, Skip> {
+        if let Some(record) = self.record.take()
+            && let Ok(decoded) = record.downcast::<Result<T, Skip>>()
+        {
+            return *decoded;
+        }
+        self.pulled.decode()
+    }
+    fn fields(&self) -> Result<Map<String, Value>, Skip> {
+        self.pulled.fields()
+    }
+    fn clocks(&self) -> Result<FieldClocks, Skip> {
+        self.pulled.clocks()
+    }
+    fn stored_clocks(&self) -> ClockText {
+        match self.clocks.take() {
+            Some(clocks) => clocks,
+            None => self.pulled.stored_clocks(),
         }
     }
 }
@@ -143,13 +269,14 @@ struct NewestClock(Option<Hlc>);
 
 impl NewestClock {
     fn see(&mut self, clocks: &FieldClocks) {
-        if let Some(newest) = clocks.values().max().copied() {
-            self.0 = self.0.max(Some(newest));
-        }
+        self.see_one(clocks.values().max().copied());
+    }
+    fn see_one(&mut self, newest: Option<Hlc>) {
+        self.0 = self.0.max(newest);
     }
 }
 
-fn merge_mutable<R: MutableRecord>(
+fn merge_mutable<R: MutableRecord + 'static>(
     conn: &Connection,
     pulled: &impl Pulled,
     now: Timestamp,
@@ -163,20 +290,34 @@ fn merge_mutable<R: MutableRecord>(
     } else {
         Vec::new()
     };
+    if local.is_none() && pending_writes.is_empty() {
+        // Nothing here to merge with (the first sync, a record new to this laptop): joining the pulled
+        // record with nothing and overlaying no pending write yields the pulled record and its clocks
+        // unchanged, so they are decoded directly instead of through the generic merge's copies, and
+        // the clocks go straight to their stored text.
+        let (clocks, newest_clock) = match pulled.stored_clocks() {
+            Ok(clocks) => clocks,
+            Err(skip) => return Ok(Err(skip)),
+        };
+        newest.see_one(newest_clock);
+        let record = match pulled.decode::<R>().and_then(|r| valid(r, now)) {
+            Ok(record) => record,
+            Err(skip) => return Ok(Err(skip)),
+        };
+        if record.record_id() != id {
+            return Ok(Err(Skip::Invalid(
+                "the record's id differs from the change's entity id".into(),
+            )));
+        }
+        record.upsert_clock_text(conn, &clocks)?;
+        return Ok(Ok(()));
+    }
     let pulled_clocks = match pulled.clocks() {
         Ok(clocks) => clocks,
         Err(skip) => return Ok(Err(skip)),
     };
     newest.see(&pulled_clocks);
-    let (merged, clocks): (R, FieldClocks) = if local.is_none() && pending_writes.is_empty() {
-        // Nothing here to merge with (the first sync, a record new to this laptop): joining the pulled
-        // record with nothing and overlaying no pending write yields the pulled record and its clocks
-        // unchanged, so they are decoded directly instead of through the generic merge's copies.
-        match pulled.decode().and_then(|r| valid(r, now)) {
-            Ok(record) => (record, pulled_clocks),
-            Err(skip) => return Ok(Err(skip)),
-        }
-    } else {
+    let (merged, clocks): (R, FieldClocks) = {
         let pulled_record = match pulled.fields() {
             Ok(fields) => fields,
             Err(skip) => return Ok(Err(skip)),
@@ -231,7 +372,7 @@ impl PendingKinds {
     }
 }
 
-fn store_whole<R: DeserializeOwned + Validate>(
+fn store_whole<R: DeserializeOwned + Validate + 'static>(
     conn: &Connection,
     pulled: &impl Pulled,
     now: Timestamp,
@@ -277,6 +418,12 @@ fn apply_one(
     }
 }
 
+/// Pages shorter than this (every page of a steady-state sync) are decoded where they are written: a
+/// thread for a handful of records would cost more than it saves.
+const DECODE_AHEAD_FROM: usize = 512;
+/// Records decoded ahead per hand-over between the decoding and the writing thread.
+const DECODE_BATCH: usize = 256;
+
 /// The order a page is applied in: its uplift scores first, then everything else, each group in page
 /// order. Records of different kinds never depend on one another's order (each kind's rows keep
 /// theirs), but a property row carries its score as the rank column: a property written after its
@@ -312,9 +459,14 @@ impl TenantStore {
         self.apply_page(changes, cursor, watermark)
     }
 
-    fn apply_page(
+    /// Applies a page in one transaction. A large page is decoded on a second thread while this one
+    /// writes: the JSON of a first sync's records (into typed records, their clocks into stored text)
+    /// costs about as much as writing them, and the laptop has a core to spare for it — so the write
+    /// of record `i` overlaps the decoding of the ones after it, in batches, in the order they are
+    /// applied. The writes and their order are the same as decoding each record where it is written.
+    fn apply_page<P: Pulled + Sync>(
         &mut self,
-        changes: &[impl Pulled],
+        changes: &[P],
         cursor: &str,
         watermark: i64,
     ) -> StoreResult<PullReport> {
@@ -323,8 +475,8 @@ impl TenantStore {
         let mut report = PullReport::default();
         let mut pending = PendingKinds::default();
         let mut newest = NewestClock::default();
-        for i in apply_order(changes.iter().map(Pulled::entity)) {
-            let pulled = &changes[i];
+        let order = apply_order(changes.iter().map(Pulled::entity));
+        let mut write = |pulled: &Ahead<'_, P>| -> StoreResult<()> {
             match pulled.op() {
                 ChangeOp::Delete => {
                     report.deleted +=
@@ -341,6 +493,31 @@ impl TenantStore {
                     }
                 }
             }
+            Ok(())
+        };
+        if order.len() < DECODE_AHEAD_FROM {
+            for &i in &order {
+                write(&Ahead::new(&changes[i], Decoded::default()))?;
+            }
+        } else {
+            std::thread::scope(|scope| -> StoreResult<()> {
+                let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(4);
+                let order = &order;
+                scope.spawn(move || {
+                    for batch in order.chunks(DECODE_BATCH) {
+                        let decoded = batch.iter().map(|&i| decode_ahead(&changes[i])).collect();
+                        if send.send(decoded).is_err() {
+                            return; // the writer stopped on an error: the page rolls back
+                        }
+                    }
+                });
+                for (batch, decoded) in order.chunks(DECODE_BATCH).zip(receive.iter()) {
+                    for (&i, decoded) in batch.iter().zip(decoded) {
+                        write(&Ahead::new(&changes[i], decoded))?;
+                    }
+                }
+                Ok(())
+            })?;
         }
         let mut clock = self.clock.clone();
         if let Some(remote) = newest.0 {
@@ -415,5 +592,30 @@ impl TenantStore {
             |r| r.get(0),
         )?;
         Ok(token.map(zeroize::Zeroizing::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_clock_text_matches_the_general_path() {
+        let (a, b) = (Hlc::new(1_000, 0, 1), Hlc::new(2_000, 3, 9));
+        let sent = format!(r#"{{"status": "{a}", "owner_name": "{b}", "address": "{a}"}}"#);
+        let general: FieldClocks = serde_json::from_str(&sent).expect("clocks");
+        let (text, newest) = grouped_clock_text(&sent).expect("plain clocks take the fast path");
+        assert_eq!(text, clocks_to_text(&general).expect("text"));
+        assert_eq!(newest, Some(b));
+        assert_eq!(grouped_clock_text("{}"), Some(("{}".to_owned(), None)));
+        // Anything less plain goes the general way (which gives its own answer or error).
+        assert_eq!(grouped_clock_text(r#"{"st\u0061tus": "x"}"#), None);
+        assert_eq!(grouped_clock_text(r#"{"status": "not a clock"}"#), None);
+        let upper = format!(
+            r#"{{"status": "{}"}}"#,
+            Hlc::new(1, 0, 0xab).to_string().to_uppercase()
+        );
+        assert_eq!(grouped_clock_text(&upper), None, "not the canonical text");
+        assert_eq!(grouped_clock_text("[]"), None);
     }
 }

@@ -109,7 +109,11 @@ pub(crate) trait MutableRecord: Serialize + DeserializeOwned + Validate + Sized 
     const ENTITY: Entity;
     fn record_id(&self) -> Uuid;
     fn load(conn: &Connection, id: &Uuid) -> StoreResult<Option<(Self, FieldClocks)>>;
-    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()>;
+    /// Inserts or replaces the row with `clocks` already in their stored text form.
+    fn upsert_clock_text(&self, conn: &Connection, clocks: &str) -> StoreResult<()>;
+    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+        self.upsert_clock_text(conn, &clocks_to_text(clocks)?)
+    }
 }
 
 fn load_with<T>(
@@ -158,7 +162,7 @@ impl MutableRecord for Storm {
             9,
         )
     }
-    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+    fn upsert_clock_text(&self, conn: &Connection, clocks: &str) -> StoreResult<()> {
         conn.prepare_cached(
             "INSERT INTO storms (id, event_id, name, started_at, ended_at, hail_size_in, wind_mph, affected_area, status, field_clocks)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -176,7 +180,7 @@ impl MutableRecord for Storm {
             self.wind_mph,
             self.affected_area,
             self.status.as_str(),
-            clocks_to_text(clocks)?
+            clocks
         ])?;
         Ok(())
     }
@@ -221,7 +225,7 @@ impl MutableRecord for Property {
             17,
         )
     }
-    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+    fn upsert_clock_text(&self, conn: &Connection, clocks: &str) -> StoreResult<()> {
         conn.prepare_cached(
             // A property that arrives after its score or decisions (pull pages are not ordered by entity)
             // picks them up as it is inserted; an update keeps the row's own (see migration 0004).
@@ -260,7 +264,7 @@ impl MutableRecord for Property {
             self.owner_phone,
             self.owner_email,
             self.status.as_str(),
-            clocks_to_text(clocks)?
+            clocks
         ])?;
         Ok(())
     }
@@ -287,13 +291,13 @@ impl MutableRecord for Territory {
             4,
         )
     }
-    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+    fn upsert_clock_text(&self, conn: &Connection, clocks: &str) -> StoreResult<()> {
         conn.prepare_cached(
             "INSERT INTO territories (id, storm_id, name, crew_id, field_clocks) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET storm_id = excluded.storm_id, name = excluded.name, crew_id = excluded.crew_id,
                field_clocks = excluded.field_clocks",
         )?
-        .execute(params![self.id.to_string(), self.storm_id.to_string(), self.name, self.crew_id.map(|c| c.to_string()), clocks_to_text(clocks)?])?;
+        .execute(params![self.id.to_string(), self.storm_id.to_string(), self.name, self.crew_id.map(|c| c.to_string()), clocks])?;
         Ok(())
     }
 }
@@ -320,13 +324,13 @@ impl MutableRecord for User {
             5,
         )
     }
-    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+    fn upsert_clock_text(&self, conn: &Connection, clocks: &str) -> StoreResult<()> {
         conn.prepare_cached(
             "INSERT INTO users (id, email, name, role, crew_id, field_clocks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id) DO UPDATE SET email = excluded.email, name = excluded.name, role = excluded.role,
                crew_id = excluded.crew_id, field_clocks = excluded.field_clocks",
         )?
-        .execute(params![self.id.to_string(), self.email, self.name, self.role.as_str(), self.crew_id.map(|c| c.to_string()), clocks_to_text(clocks)?])?;
+        .execute(params![self.id.to_string(), self.email, self.name, self.role.as_str(), self.crew_id.map(|c| c.to_string()), clocks])?;
         Ok(())
     }
 }
@@ -351,12 +355,12 @@ impl MutableRecord for Crew {
             3,
         )
     }
-    fn upsert(&self, conn: &Connection, clocks: &FieldClocks) -> StoreResult<()> {
+    fn upsert_clock_text(&self, conn: &Connection, clocks: &str) -> StoreResult<()> {
         conn.prepare_cached(
             "INSERT INTO crews (id, name, chief_id, field_clocks) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, chief_id = excluded.chief_id, field_clocks = excluded.field_clocks",
         )?
-        .execute(params![self.id.to_string(), self.name, self.chief_id.map(|c| c.to_string()), clocks_to_text(clocks)?])?;
+        .execute(params![self.id.to_string(), self.name, self.chief_id.map(|c| c.to_string()), clocks])?;
         Ok(())
     }
 }

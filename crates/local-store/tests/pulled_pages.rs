@@ -429,3 +429,120 @@ fn pages_applied_from_json_text_end_as_typed_pages_do() {
         "the typed page ends the same"
     );
 }
+
+/// A first sync's pages are large: their properties and scores are decoded on a second thread just
+/// ahead of the writer. Such a page — new records and their scores in any order, a record already here
+/// with a newer field, one with a pending local write, one refused by validation, a tombstone — must end
+/// exactly as the same changes applied in pages too small to be decoded ahead.
+#[test]
+fn a_large_page_decoded_ahead_ends_as_small_pages_do() {
+    let s = storm();
+    let old = server_hlc(-60_000);
+    let newer = server_hlc(60_000);
+    let present = property(s.id, 0, "0 Present St");
+    let edited = property(s.id, 1, "1 Edited St");
+    let gone = property(s.id, 2, "2 Gone St");
+    let mut present_server = present.clone();
+    present_server.status = PropertyStatus::Contracted;
+    let mut edited_server = edited.clone();
+    edited_server.owner_name = Some("Server Owner".into());
+    edited_server.status = PropertyStatus::NotInterested;
+    let mut invalid = property(s.id, 3, "3 Invalid St");
+    invalid.latitude = 500.0;
+    let fresh: Vec<Property> = (10..460)
+        .map(|n| property(s.id, n, &format!("{n} Fresh St")))
+        .collect();
+    let first = [
+        pulled_property(&present, old),
+        pulled_property(&edited, old),
+        pulled_property(&gone, old),
+    ];
+    let mut large: Vec<PulledChange> = Vec::new();
+    for (i, p) in fresh.iter().enumerate() {
+        let scored = pulled(
+            Entity::UpliftScore,
+            p.id.0,
+            &score(p, (i % 37) as f64 / 100.0),
+        );
+        // Scores before, after and far from their properties.
+        if i % 3 == 0 {
+            large.push(scored);
+            large.push(pulled_property(p, old));
+        } else {
+            large.push(pulled_property(p, old));
+            large.push(scored);
+        }
+        match i {
+            100 => large.push(pulled_with(&present_server, &[("status", newer)])),
+            200 => large.push(pulled_with(
+                &edited_server,
+                &[("status", newer), ("owner_name", newer)],
+            )),
+            300 => large.push(pulled_property(&invalid, old)),
+            400 => large.push(PulledChange {
+                entity: Entity::Property,
+                entity_id: gone.id.0,
+                op: ChangeOp::Delete,
+                record: serde_json::Value::Null,
+                field_clocks: None,
+            }),
+            _ => {}
+        }
+    }
+    assert!(large.len() > 600, "large enough to be decoded ahead");
+    let run = |page_size: usize| {
+        let mut f = tenant();
+        f.store.add_storm(&s).expect("storm");
+        apply(&mut f.store, &first, "c1", 1, true);
+        f.store
+            .update_property(
+                edited.id,
+                &PropertyUpdate {
+                    status: Some(PropertyStatus::Inspected),
+                    ..Default::default()
+                },
+            )
+            .expect("pending local write");
+        let (mut applied, mut deleted, mut skipped) = (0, 0, Vec::new());
+        for page in large.chunks(page_size) {
+            let report = apply(&mut f.store, page, "c2", 2, true);
+            applied += report.applied;
+            deleted += report.deleted;
+            skipped.extend(report.skipped.into_iter().map(|s| s.entity_id));
+        }
+        let ranked = f
+            .store
+            .ranked_properties(&PropertyQuery {
+                limit: 1_000,
+                ..Default::default()
+            })
+            .expect("ranked");
+        let scored = f.store.record_counts().expect("counts").scored_properties;
+        (applied, deleted, skipped, ranked, scored)
+    };
+    let (applied, deleted, skipped, ranked, scored) = run(large.len());
+    assert_eq!(
+        scored,
+        fresh.len() as i64,
+        "every score reached its property's rank"
+    );
+    assert_eq!((applied, deleted), (2 * fresh.len() + 2, 1));
+    assert_eq!(skipped, [invalid.id.0]);
+    assert_eq!(ranked.len(), fresh.len() + 2);
+    let find = |id: PropertyId| ranked.iter().find(|r| r.property.id == id).expect("listed");
+    assert_eq!(find(present.id).property.status, PropertyStatus::Contracted);
+    assert_eq!(
+        (
+            find(edited.id).property.status,
+            find(edited.id).property.owner_name.as_deref()
+        ),
+        (PropertyStatus::Inspected, Some("Server Owner")),
+        "the pending write keeps its field, the server's newer one lands"
+    );
+    assert!(fresh.iter().all(|p| find(p.id).uplift.is_some()));
+    assert_eq!(
+        (applied, deleted, skipped, ranked, scored),
+        run(50),
+        "small pages end the same"
+    );
+}
