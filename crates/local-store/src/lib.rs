@@ -15,6 +15,7 @@ mod outbox;
 mod policy_inputs;
 mod pull;
 mod queries;
+mod restamp;
 mod rows;
 pub mod schema;
 mod secrets;
@@ -34,6 +35,7 @@ pub use queries::{
     CrewDaySummary, PropertyQuery, RankedProperty, RecordCounts, TimelineEntry, UserDay,
     utc_day_range,
 };
+pub use restamp::Restamped;
 pub use rows::search_text;
 pub use secrets::{MIN_PASSPHRASE_CHARS, MIN_PBKDF2_ITERATIONS, Passphrase, RecoveryKey};
 pub use store::{RekeyOutcome, TenantInfo, TenantStore};
