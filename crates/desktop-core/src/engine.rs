@@ -10,7 +10,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::{ChangeId, TenantId, Timestamp};
+use domain::{ChangeId, Hlc, TenantId, Timestamp};
 use local_store::{DataDir, PulledText, TenantStore};
 use sync_client::{ClientError, PushOutcome, RawPullPage, SyncClient, Transfer};
 use sync_protocol::{Change, EntityKind, ErrorCode};
@@ -77,6 +77,20 @@ pub enum SyncError {
     /// The tenant file is closed (after a wipe).
     #[error("the tenant file is closed")]
     Closed,
+    /// This laptop's wall clock runs further ahead of the server's than the protocol allows, so the
+    /// server refuses what it writes. Nothing is lost: the outbox keeps every change, and the first sync
+    /// after the clock is corrected re-stamps and pushes them.
+    #[error(
+        "this laptop's clock is {} minutes ahead of the server (at most {} allowed); correct the clock (date, time and time zone) and sync again — nothing is lost",
+        minutes(*ahead_ms),
+        minutes(*max_skew_ms as i64)
+    )]
+    ClockAhead { ahead_ms: i64, max_skew_ms: u64 },
+}
+
+/// Milliseconds as whole minutes, rounded up: "1 minute ahead" for 30 s over the bound.
+fn minutes(ms: i64) -> i64 {
+    (ms.max(0) + 59_999) / 60_000
 }
 
 impl SyncError {
@@ -91,6 +105,7 @@ impl SyncError {
             SyncError::Server { code, .. } => format!("server.{code}"),
             SyncError::Store(e) => e.code(),
             SyncError::Closed => "sync.closed".into(),
+            SyncError::ClockAhead { .. } => "sync.clock_ahead".into(),
         }
     }
 
@@ -507,6 +522,85 @@ impl SyncEngine {
 
     async fn sync_inner(&self, started: Instant, report: &mut SyncReport) -> Result<(), SyncError> {
         let mut token = self.access_token(false).await?;
+        let mut refreshed = false;
+        // The latest reading the server acknowledged in this sync (a floor for a re-stamp).
+        let mut acknowledged: Option<Hlc> = None;
+        // Changes stamped while this laptop's clock ran ahead are refused (`clock_skew`). The pull
+        // below runs either way (it needs no clock). While the clock is still wrong the sync then stops
+        // with a typed error that says by how much (the agent waits for a person rather than
+        // retrying). Once it is right again, the outbox is re-stamped after everything the pull brought
+        // and pushed again (see `clock_skew_bound` and `TenantStore::restamp_outbox`).
+        let skewed = match self
+            .push_outbox(
+                started,
+                report,
+                &mut token,
+                &mut refreshed,
+                &mut acknowledged,
+            )
+            .await
+        {
+            Err(SyncError::Server {
+                code: ErrorCode::ClockSkew,
+                ..
+            }) => Some(self.clock_skew_bound().await),
+            other => other.map(|()| None)?,
+        };
+        self.update(|s| s.phase = Phase::Pulling);
+        let cursor = self.with_store(|s| s.sync_state()).await?.cursor;
+        let first = self
+            .pull_page(&mut token, &mut refreshed, cursor.as_deref())
+            .await?;
+        // More than one page to come (a first sync, a long time offline): let the log grow until the
+        // pull ends (see `TenantStore::set_long_pull`), and put the file back whatever the outcome.
+        let long = first.0.has_more;
+        if long {
+            self.with_store(|s| s.set_long_pull(true)).await?;
+        }
+        let pulled = self
+            .pull_pages(first, &mut token, &mut refreshed, report)
+            .await;
+        if long {
+            let restored = self.with_store(|s| s.set_long_pull(false)).await;
+            pulled?;
+            restored?;
+        } else {
+            pulled?;
+        }
+        if let Some(bound) = skewed {
+            let bound_ms = bound?;
+            let restamped = self
+                .with_store(move |s| s.restamp_outbox(bound_ms, acknowledged))
+                .await?;
+            tracing::info!(
+                changes = restamped.changes,
+                records = restamped.records,
+                clock_reset = restamped.clock_reset,
+                "re-stamped the outbox after this laptop's clock was corrected"
+            );
+            // A second refusal now is the server's clock moving back, not ours: it stops this sync.
+            self.push_outbox(
+                started,
+                report,
+                &mut token,
+                &mut refreshed,
+                &mut acknowledged,
+            )
+            .await?;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(())
+    }
+
+    /// Pushes the whole outbox in batches, storing each batch's receipts.
+    async fn push_outbox(
+        &self,
+        started: Instant,
+        report: &mut SyncReport,
+        token: &mut Zeroizing<String>,
+        refreshed: &mut bool,
+        acknowledged: &mut Option<Hlc>,
+    ) -> Result<(), SyncError> {
         let total = self
             .with_store(|s| s.pending_counts())
             .await?
@@ -516,7 +610,6 @@ impl SyncEngine {
             s.phase = Phase::Pushing;
             s.push.total = Some(total);
         });
-        let mut refreshed = false;
         let batch = self.config.push_batch;
         // Up to two batches are in flight, so the server works on one while the other travels or
         // waits for its commit, and the laptop stores answers and reads the next batch meanwhile. A
@@ -554,7 +647,7 @@ impl SyncEngine {
                 if changes.is_empty() {
                     exhausted = true;
                 } else {
-                    queue.push_back(InFlight::launch(&self.client, changes, &token));
+                    queue.push_back(InFlight::launch(&self.client, changes, token));
                 }
             }
             let Some(oldest) = queue.pop_front() else {
@@ -566,17 +659,49 @@ impl SyncEngine {
                 // server process that has since restarted without a shared key — is replaced from the
                 // refresh token once; only a failed refresh means the user must sign in again. A batch
                 // sent with a token already replaced is simply sent again with the new one.
-                Err(e) if access_token_rejected(&e) && *oldest.token != *token => {
-                    queue.push_front(InFlight::launch(&self.client, oldest.changes, &token));
+                Err(e) if access_token_rejected(&e) && *oldest.token != **token => {
+                    queue.push_front(InFlight::launch(&self.client, oldest.changes, token));
                     continue;
                 }
-                Err(e) if !refreshed && access_token_rejected(&e) => {
-                    refreshed = true;
-                    token = self.access_token(true).await?;
-                    queue.push_front(InFlight::launch(&self.client, oldest.changes, &token));
+                Err(e) if !*refreshed && access_token_rejected(&e) => {
+                    *refreshed = true;
+                    *token = self.access_token(true).await?;
+                    queue.push_front(InFlight::launch(&self.client, oldest.changes, token));
                     continue;
                 }
-                Err(e) => return Err(classify(e)),
+                Err(e) => {
+                    let err = classify(e);
+                    if matches!(
+                        &err,
+                        SyncError::Server {
+                            code: ErrorCode::ClockSkew,
+                            ..
+                        }
+                    ) {
+                        // The outbox is about to be re-stamped: first store what the server did apply
+                        // (the answer waiting here, and the batches still on their way), or those
+                        // changes would be sent again under new readings, acknowledged as duplicates,
+                        // and the records here would carry readings the server never saw.
+                        let mut answers: Vec<Settle> = settle.take().into_iter().collect();
+                        for later in queue.drain(..) {
+                            if let Ok((outcome, _)) = later.task.join().await {
+                                answers.push(match outcome {
+                                    PushOutcome::Applied(r) => {
+                                        report.pushed += r.receipts.len() as u64;
+                                        *acknowledged = (*acknowledged).max(Some(r.server_hlc));
+                                        Settle::Applied(r.receipts, r.server_hlc)
+                                    }
+                                    PushOutcome::Refused(r) => Settle::Refused(r.refused),
+                                });
+                            }
+                        }
+                        self.with_store(move |s| {
+                            answers.into_iter().try_for_each(|answer| answer.store(s))
+                        })
+                        .await?;
+                    }
+                    return Err(err);
+                }
             };
             report.push_batches += 1;
             report.bytes_sent += transfer.sent_bytes;
@@ -590,6 +715,7 @@ impl SyncEngine {
                             sync_protocol::ReceiptStatus::Refused => report.refused += 1,
                         }
                     }
+                    *acknowledged = (*acknowledged).max(Some(response.server_hlc));
                     Settle::Applied(response.receipts, response.server_hlc)
                 }
                 PushOutcome::Refused(refused) => {
@@ -615,29 +741,38 @@ impl SyncEngine {
         if let Some(last) = settle.take() {
             self.with_store(move |s| last.store(s)).await?;
         }
-        self.update(|s| s.phase = Phase::Pulling);
-        let cursor = self.with_store(|s| s.sync_state()).await?.cursor;
-        let first = self
-            .pull_page(&mut token, &mut refreshed, cursor.as_deref())
-            .await?;
-        // More than one page to come (a first sync, a long time offline): let the log grow until the
-        // pull ends (see `TenantStore::set_long_pull`), and put the file back whatever the outcome.
-        let long = first.0.has_more;
-        if long {
-            self.with_store(|s| s.set_long_pull(true)).await?;
-        }
-        let pulled = self
-            .pull_pages(first, &mut token, &mut refreshed, report)
-            .await;
-        if long {
-            let restored = self.with_store(|s| s.set_long_pull(false)).await;
-            pulled?;
-            restored?;
-        } else {
-            pulled?;
-        }
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(())
+    }
+
+    /// After a `clock_skew` refusal: asks the server for its time (the handshake carries it) and
+    /// returns the latest wall time it accepts now, its clock plus the allowed skew — if this laptop's
+    /// wall clock is within that bound again, so that fresh readings from it will be accepted. If the
+    /// clock is still too far ahead, re-stamping would only repeat the problem: the sync stops with
+    /// [`SyncError::ClockAhead`], naming by how much.
+    async fn clock_skew_bound(&self) -> Result<u64, SyncError> {
+        let asked = self.with_store(|s| Ok(s.now())).await?;
+        let hello = self
+            .client
+            .hello(&self.config.client_version)
+            .await
+            .map_err(classify)?;
+        let answered = self.with_store(|s| Ok(s.now())).await?;
+        // The server read its clock between our two readings: our clock is at most `answered - server`
+        // ahead of it (the decision uses that bound) and about the midpoint's difference (the figure
+        // shown).
+        let at_most_ahead = answered.millis() - hello.server_time_ms;
+        let midpoint = asked.millis() + (answered.millis() - asked.millis()) / 2;
+        let max_skew_ms = hello.max_clock_skew_ms;
+        if at_most_ahead > i64::try_from(max_skew_ms).unwrap_or(i64::MAX) {
+            return Err(SyncError::ClockAhead {
+                ahead_ms: midpoint - hello.server_time_ms,
+                max_skew_ms,
+            });
+        }
+        // Readings at or before this are accepted from now on (the server's clock only moves on).
+        Ok(u64::try_from(hello.server_time_ms)
+            .unwrap_or(0)
+            .saturating_add(max_skew_ms))
     }
 
     /// Applies `first` and every page after it, in order, each in one local transaction with its cursor.
@@ -745,7 +880,8 @@ impl SyncEngine {
                     failures = failures.saturating_add(1);
                     self.config.backoff.delay(failures, unit_random())
                 }
-                // Needs sign-in, suspended, upgrade: nothing changes until a person acts; check rarely.
+                // Needs sign-in, suspended, upgrade, a clock still ahead: nothing changes until a person
+                // acts; check rarely (and at once on "sync now" or a local write).
                 Err(_) => self.config.interval,
             };
             tokio::select! {
