@@ -131,8 +131,13 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
 }
 
+/// The sync protocol version the client spoke (checked by the gate), for handlers whose answer depends
+/// on it: a pull leaves out entities the client's version does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientProtocol(pub u32);
+
 /// Refuses sync requests from clients whose protocol is older than the oldest this server speaks.
-async fn protocol_gate(request: Request, next: Next) -> Result<Response, ApiError> {
+async fn protocol_gate(mut request: Request, next: Next) -> Result<Response, ApiError> {
     let version = request
         .headers()
         .get(PROTOCOL_HEADER)
@@ -156,6 +161,7 @@ async fn protocol_gate(request: Request, next: Next) -> Result<Response, ApiErro
             ),
         ));
     }
+    request.extensions_mut().insert(ClientProtocol(version));
     Ok(next.run(request).await)
 }
 

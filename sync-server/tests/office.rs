@@ -383,3 +383,68 @@ async fn the_policy_mode_is_set_by_admins_and_read_by_chiefs_and_viewers() {
     assert_error("B reads A's mode", &got, 404, ErrorCode::NotFound);
     h.stop().await;
 }
+
+/// The storm's mode reaches every laptop of the tenant through the pull feed (the offline policy decides
+/// in it), whichever role the laptop's user has — the admin API's read is for the office's screens; the
+/// mode itself is on every decision laptops pull anyway. Another tenant's laptops never see it, and a
+/// laptop of protocol 1 (which cannot decode the record) is not sent it.
+#[tokio::test]
+async fn a_set_policy_mode_reaches_every_laptop_of_the_tenant_through_the_pull() {
+    let h = Harness::start().await;
+    let a = &h.a;
+    let path = format!("/v1/admin/storms/{}/policy", a.storm);
+    let admin = a.session(Role::Admin).access().to_owned();
+    let got = send(
+        &h,
+        reqwest::Method::PUT,
+        &path,
+        &admin,
+        Some(&json!({ "mode": "aggressive" })),
+    )
+    .await;
+    assert_ok("set mode", &got);
+    let policy_rows = |rows: &[sync_protocol::PulledChange]| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r.entity == Entity::StormPolicy)
+            .map(|r| r.record.clone())
+            .collect()
+    };
+    for role in [Role::Admin, Role::CrewChief, Role::FieldUser, Role::Viewer] {
+        let rows = h
+            .pull_until(a.session(role), |rows| !policy_rows(rows).is_empty())
+            .await;
+        let got = policy_rows(&rows);
+        assert_eq!(got.len(), 1, "{role}");
+        assert_eq!(got[0]["storm_id"], a.storm.to_string(), "{role}");
+        assert_eq!(got[0]["mode"], "aggressive", "{role}");
+        let record: domain::StormPolicy =
+            serde_json::from_value(got[0].clone()).expect("the domain record");
+        assert_eq!(
+            Some(record.updated_by.expect("author")),
+            a.users.iter().find(|u| u.0 == Role::Admin).map(|u| u.1)
+        );
+    }
+    // Tenant B's laptops: a drained feed without it.
+    let rows = h.pull_until(h.b.session(Role::Admin), |_| true).await;
+    assert!(policy_rows(&rows).is_empty());
+
+    // A protocol-1 laptop's pull leaves the row out (the rest of its feed is unchanged).
+    let old = sync_client::SyncClient::with_protocol(&h.url(""), 1).expect("client");
+    let field = a.session(Role::FieldUser);
+    let mut cursor: Option<String> = None;
+    let mut rows = Vec::new();
+    loop {
+        let (page, _) = old
+            .pull(field.access(), cursor.as_deref(), Some(1_000))
+            .await
+            .expect("a protocol 1 pull is served");
+        rows.extend(page.changes);
+        cursor = Some(page.next_cursor);
+        if !page.has_more {
+            break;
+        }
+    }
+    assert!(policy_rows(&rows).is_empty(), "{rows:?}");
+    assert!(rows.iter().any(|r| r.entity == Entity::Storm));
+    h.stop().await;
+}

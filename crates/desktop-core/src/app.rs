@@ -197,6 +197,8 @@ pub struct PropertyDetail {
     pub sync_state: local_store::RecordSyncState,
     #[ts(type = "import('../types').TimelineEntry[]")]
     pub timeline: Vec<TimelineEntry>,
+    /// The mode the storm's policy decides in: the office's, as last synced, or the default (moderate).
+    pub policy: crate::policy::StormMode,
 }
 
 /// The laptops' sync health as the crew chief's screen shows it.
@@ -813,6 +815,7 @@ impl App {
                 let score = s.score(property_id)?;
                 let timeline = s.timeline(property_id)?;
                 let sync_state = s.record_sync_state(Entity::Property, property_id.0)?;
+                let policy = crate::policy::storm_mode(s, property.storm_id, None)?;
                 // The score's data watermark is a server sequence this laptop cannot compare its
                 // pushes against, so freshness is judged by time: work logged here after the model
                 // was trained is not in the score yet.
@@ -825,6 +828,7 @@ impl App {
                     score_fresh,
                     sync_state,
                     timeline,
+                    policy,
                 })
             })
             .await

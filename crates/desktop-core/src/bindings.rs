@@ -10,6 +10,7 @@ use crate::app::{
     CommandError, CreatedTenant, CrewSyncHealth, DeviceSyncHealth, ImportLineError, ImportReport,
     NewStorm, PropertyDetail, PropertyQuery, RankedProperty, Session,
 };
+use crate::policy::{ModeSource, StormMode};
 use crate::status::{Connectivity, Phase, Progress, StatusError, SyncStatus};
 
 /// Where the generated files live, relative to the workspace root.
@@ -37,6 +38,8 @@ pub fn typescript_files() -> Result<Vec<(String, String)>, ExportError> {
         render::<PropertyQuery>(&cfg)?,
         render::<RankedProperty>(&cfg)?,
         render::<PropertyDetail>(&cfg)?,
+        render::<StormMode>(&cfg)?,
+        render::<ModeSource>(&cfg)?,
         render::<CrewSyncHealth>(&cfg)?,
         render::<DeviceSyncHealth>(&cfg)?,
         render::<NewStorm>(&cfg)?,

@@ -353,6 +353,25 @@ impl Validate for PolicyDecision {
     }
 }
 
+/// A storm's policy mode as the office set it (server-owned): how far down the uplift ranking the
+/// laptops treat when they decide offline. A storm without one is decided in the product's default mode,
+/// moderate. On the wire its entity id is the storm id (one policy per storm).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StormPolicy {
+    pub storm_id: StormId,
+    pub mode: PolicyMode,
+    pub updated_at: Timestamp,
+    /// The admin who set it (`None` only if that user's row is gone).
+    pub updated_by: Option<UserId>,
+}
+
+impl Validate for StormPolicy {
+    fn validate(&self, now: Timestamp) -> Result<(), ValidationError> {
+        check::timestamp("updated_at", self.updated_at, now)
+    }
+}
+
 /// A property's uplift score with its provenance (server-owned).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -299,14 +299,28 @@ pub enum DecisionCommand {
         /// treat or hold.
         #[arg(long)]
         decision: String,
-        /// conservative, moderate or aggressive.
-        #[arg(long, default_value = "moderate")]
-        mode: String,
+        /// conservative, moderate or aggressive; without it, the mode the office set for the storm
+        /// (as last synced), else moderate.
+        #[arg(long)]
+        mode: Option<String>,
         /// This decision overrides the policy: --reason is then required.
         #[arg(long = "override")]
         is_override: bool,
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Decide treat or hold offline for every scored property of a storm, from the last synced scores
+    /// and arms (control-arm properties are always held), and queue the decisions for the next push.
+    Plan {
+        #[arg(long)]
+        storm: String,
+        /// conservative, moderate or aggressive; without it, the mode the office set for the storm
+        /// (as last synced), else moderate.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Most properties to treat (the crew's capacity); no limit without it.
+        #[arg(long)]
+        capacity: Option<usize>,
     },
 }
 

@@ -130,12 +130,13 @@ pub async fn run(
             Ok(desktop_core::policy::decide_offline(
                 s,
                 storm,
-                PolicyMode::Moderate,
+                Some(PolicyMode::Moderate),
                 Some(400),
                 user,
             ))
         })
-        .await??;
+        .await??
+        .decisions;
     let arms = chief
         .engine
         .with_store(move |s| s.scored_arms(storm))

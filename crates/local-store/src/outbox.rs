@@ -233,12 +233,14 @@ fn rewrite_inserted(
             |d| d.id.0,
             rows::insert_decision,
         ),
-        Entity::Assignment | Entity::Experiment | Entity::ArmAssignment | Entity::UpliftScore => {
-            Err(StoreError::InvalidInput {
-                what: "entity",
-                detail: format!("{} is written only by the server", entity.as_str()),
-            })
-        }
+        Entity::Assignment
+        | Entity::Experiment
+        | Entity::ArmAssignment
+        | Entity::UpliftScore
+        | Entity::StormPolicy => Err(StoreError::InvalidInput {
+            what: "entity",
+            detail: format!("{} is written only by the server", entity.as_str()),
+        }),
     }
 }
 

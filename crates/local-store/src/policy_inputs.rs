@@ -1,13 +1,35 @@
-//! What the offline policy reads from the tenant file: the storm's last synced scores joined to their
-//! experiment arms, and the storm's decisions and outcomes for the realised lift.
+//! What the offline policy reads from the tenant file: the storm's policy mode as last synced, its last
+//! synced scores joined to their experiment arms, and the storm's decisions and outcomes for the
+//! realised lift.
 
 use domain::*;
+use rusqlite::OptionalExtension;
 
 use crate::error::StoreResult;
 use crate::rows;
 use crate::store::TenantStore;
 
 impl TenantStore {
+    /// The storm's policy mode as the office set it, from the last sync (`None`: never set, or not
+    /// synced yet).
+    pub fn storm_policy(&self, storm: StormId) -> StoreResult<Option<StormPolicy>> {
+        let policy = self
+            .conn
+            .prepare_cached(
+                "SELECT storm_id, mode, updated_at, updated_by FROM storm_policies WHERE storm_id = ?1",
+            )?
+            .query_row([storm.to_string()], |r| {
+                Ok(StormPolicy {
+                    storm_id: rows::parsed(r, 0)?,
+                    mode: rows::parsed(r, 1)?,
+                    updated_at: Timestamp::from_millis(r.get(2)?),
+                    updated_by: rows::parsed_opt(r, 3)?,
+                })
+            })
+            .optional()?;
+        Ok(policy)
+    }
+
     /// The storm's synced scores of properties that have an experiment arm, by property id.
     pub fn scored_arms(&self, storm: StormId) -> StoreResult<Vec<(UpliftScore, Arm)>> {
         let mut stmt = self.conn.prepare_cached(

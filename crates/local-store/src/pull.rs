@@ -415,6 +415,9 @@ fn apply_one(
             store_whole::<ArmAssignment>(conn, pulled, now, rows::upsert_arm_assignment)
         }
         Entity::UpliftScore => store_whole::<UpliftScore>(conn, pulled, now, rows::upsert_score),
+        Entity::StormPolicy => {
+            store_whole::<StormPolicy>(conn, pulled, now, rows::upsert_storm_policy)
+        }
     }
 }
 

@@ -489,6 +489,13 @@ pub(crate) fn upsert_arm_assignment(conn: &Connection, a: &ArmAssignment) -> Sto
     Ok(())
 }
 
+/// Replaces the storm's policy with the pulled one (server-owned; the feed's order is the office's).
+pub(crate) fn upsert_storm_policy(conn: &Connection, p: &StormPolicy) -> StoreResult<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO storm_policies (storm_id, mode, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![p.storm_id.to_string(), p.mode.as_str(), p.updated_at.millis(), p.updated_by.map(|u| u.to_string())])?;
+    Ok(())
+}
+
 pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()> {
     let property = s.property_id.to_string();
     let storm = s.storm_id.to_string();
@@ -611,6 +618,8 @@ pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> Sto
         Entity::PolicyDecision => "DELETE FROM policy_decisions WHERE id = ?1",
         Entity::Crew => "DELETE FROM crews WHERE id = ?1",
         Entity::User => "DELETE FROM users WHERE id = ?1",
+        // A policy's entity id is its storm's id.
+        Entity::StormPolicy => "DELETE FROM storm_policies WHERE storm_id = ?1",
     };
     Ok(conn.prepare_cached(sql)?.execute([id.to_string()])?)
 }

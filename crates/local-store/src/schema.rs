@@ -37,6 +37,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_compact_touch_ids",
         include_str!("../../../migrations/local/0010_compact_touch_ids.sql"),
     ),
+    // Listed after 0010, which was committed first: the position is the schema version, and files
+    // already at version 7 hold 0010.
+    (
+        "0007_storm_policies",
+        include_str!("../../../migrations/local/0007_storm_policies.sql"),
+    ),
 ];
 
 /// The schema version this build creates and understands.

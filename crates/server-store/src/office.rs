@@ -1,7 +1,7 @@
 //! Reads and settings of the office's admin API: storms, a storm's territories, existing properties of a
 //! storm by external id (so a re-import updates instead of duplicating), and the storm's policy mode.
 //! Writes of storms, territories and properties go through the sync writers (`sync::writers`), so laptops
-//! receive them in their pulls.
+//! receive them in their pulls; the policy mode is written here with its own pull-feed row.
 
 use std::collections::HashMap;
 
@@ -9,8 +9,11 @@ use domain::{PolicyMode, PropertyId, Storm, StormId, Territory, Timestamp, UserI
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use sync_protocol::Entity;
+
 use crate::error::StoreError;
 use crate::rows::parse_text;
+use crate::sync::changelog::change_log_tail;
 use crate::tx::TenantTx;
 
 fn records<T: DeserializeOwned>(rows: Vec<Value>, what: &str) -> Result<Vec<T>, StoreError> {
@@ -113,6 +116,11 @@ impl TenantTx {
     }
 
     /// Sets the storm's policy mode. An unknown storm is [`StoreError::ForeignReference`].
+    ///
+    /// The row and its pull-feed entry are one statement (a data-modifying CTE feeding `change_log`), so
+    /// every laptop of the tenant receives the mode in its next pull: the policy is tenant-wide reference
+    /// data like the storm itself (no crew or user scope). Setting the same mode again writes a new feed
+    /// row too (with the new time and author), which laptops apply as a replacement.
     pub async fn set_storm_policy(
         &mut self,
         storm: StormId,
@@ -120,18 +128,30 @@ impl TenantTx {
         by: UserId,
         now: Timestamp,
     ) -> Result<StormPolicy, StoreError> {
-        sqlx::query(
-            "INSERT INTO storm_policies (tenant_id, storm_id, mode, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant_id, storm_id) DO UPDATE
-                SET mode = EXCLUDED.mode, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by",
-        )
-        .bind(self.tenant_id.0)
-        .bind(storm.0)
-        .bind(mode.as_str())
-        .bind(now.0)
-        .bind(by.0)
-        .execute(&mut *self.tx)
-        .await?;
+        let tail = change_log_tail(
+            Entity::StormPolicy.as_str(),
+            "w.storm_id",
+            "to_jsonb(w) - 'tenant_id'",
+            "NULL::jsonb",
+            "NULL::uuid",
+            "NULL::uuid",
+        );
+        let sql = format!(
+            "WITH w AS (
+                INSERT INTO storm_policies (tenant_id, storm_id, mode, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (tenant_id, storm_id) DO UPDATE
+                   SET mode = EXCLUDED.mode, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by
+                RETURNING *)
+             {tail}"
+        );
+        sqlx::query(&sql)
+            .bind(self.tenant_id.0)
+            .bind(storm.0)
+            .bind(mode.as_str())
+            .bind(now.0)
+            .bind(by.0)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(StormPolicy {
             storm_id: storm,
             mode,

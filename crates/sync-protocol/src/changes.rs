@@ -21,6 +21,8 @@ pub enum Entity {
     UpliftScore,
     Crew,
     User,
+    /// A storm's policy mode as the office set it (protocol 2 and later; see [`Entity::since_protocol`]).
+    StormPolicy,
 }
 
 /// How a record changes over time, which decides how the server applies it.
@@ -48,6 +50,7 @@ impl Entity {
         Entity::UpliftScore,
         Entity::Crew,
         Entity::User,
+        Entity::StormPolicy,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Entity {
             Entity::UpliftScore => "uplift_score",
             Entity::Crew => "crew",
             Entity::User => "user",
+            Entity::StormPolicy => "storm_policy",
         }
     }
 
@@ -82,7 +86,18 @@ impl Entity {
             Entity::Assignment
             | Entity::Experiment
             | Entity::ArmAssignment
-            | Entity::UpliftScore => EntityKind::ServerOwned,
+            | Entity::UpliftScore
+            | Entity::StormPolicy => EntityKind::ServerOwned,
+        }
+    }
+
+    /// The first protocol version whose clients know this entity. A client of an older protocol would
+    /// fail to decode a pull page holding it, so the server leaves such rows out of that client's pages
+    /// (its cursor still moves past them: the client cannot use them anyway).
+    pub const fn since_protocol(self) -> u32 {
+        match self {
+            Entity::StormPolicy => 2,
+            _ => 1,
         }
     }
 
@@ -139,4 +154,40 @@ pub struct Change {
     pub entity_id: Uuid,
     pub op: ChangeOp,
     pub payload: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entity_round_trips_through_its_text_and_json() {
+        for e in Entity::ALL {
+            assert_eq!(Entity::parse(e.as_str()), Some(*e));
+            let json = serde_json::to_string(e).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", e.as_str()));
+        }
+        assert_eq!(Entity::parse("storm_policies"), None);
+    }
+
+    #[test]
+    fn the_storm_policy_is_server_owned_and_new_in_protocol_two() {
+        assert_eq!(Entity::StormPolicy.kind(), EntityKind::ServerOwned);
+        assert_eq!(Entity::StormPolicy.since_protocol(), 2);
+        assert!(Entity::StormPolicy.client_writable_fields().is_empty());
+        // Everything protocol 1 knew is still served to it; nothing is newer than this build.
+        let newer: Vec<Entity> = Entity::ALL
+            .iter()
+            .copied()
+            .filter(|e| e.since_protocol() > 1)
+            .collect();
+        assert_eq!(newer, vec![Entity::StormPolicy]);
+        assert!(
+            Entity::ALL
+                .iter()
+                .all(|e| e.since_protocol() <= crate::PROTOCOL_VERSION)
+        );
+        // Protocol 1 clients are still served.
+        const { assert!(crate::MIN_PROTOCOL_VERSION <= 1) };
+    }
 }

@@ -11,8 +11,9 @@ pub use errors::{ErrorBody, ErrorCode};
 pub use merge::{FieldClocks, MergeOutcome, join_records, merge_fields};
 pub use messages::*;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2 added the `storm_policy` entity to pull pages;
+/// version 1 clients are still served, without it (`Entity::since_protocol`).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest client protocol version the server still accepts; older clients get 426.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// Most changes in one push batch.

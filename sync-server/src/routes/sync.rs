@@ -3,7 +3,7 @@
 //! database work; a refused change rolls the whole batch back and answers 422 with the refused receipts.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::{Hlc, PropertyId, Role, Timestamp};
@@ -13,6 +13,7 @@ use sync_protocol::{
     ReceiptStatus, RefusedBatch,
 };
 
+use crate::app::ClientProtocol;
 use crate::auth::identity::Identity;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -191,6 +192,7 @@ async fn note_refused(
 pub async fn pull(
     State(state): State<AppState>,
     identity: Identity,
+    Extension(protocol): Extension<ClientProtocol>,
     ApiJson(request): ApiJson<PullRequest>,
 ) -> Result<Json<PullPageWire>, ApiError> {
     let limit = request
@@ -202,6 +204,7 @@ pub async fn pull(
         role: identity.0.role,
         user_id: identity.0.user_id,
         crew_id: identity.0.crew_id,
+        protocol: protocol.0,
     };
     let page = tx
         .pull_wire(&scope, request.cursor.as_deref(), limit)

@@ -215,7 +215,8 @@ function DecisionPanel({ detail, onDone }: { detail: PropertyDetail; onDone(): v
   const [reasonError, setReasonError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const policy = policyDecision(detail.timeline);
-  const mode: PolicyMode = policy?.mode ?? 'moderate';
+  // A planned decision keeps the mode it was made in; otherwise the office's synced mode (or the default).
+  const mode: PolicyMode = policy?.mode ?? detail.policy.mode;
   const recommended: Decision | null = policy?.decision ?? (detail.score ? (detail.score.uplift >= 0.15 ? 'treat' : 'hold') : null);
   const other: Decision = recommended === 'treat' ? 'hold' : 'treat';
   const mayOverride = canOverridePolicy(session?.role ?? null);
@@ -249,7 +250,7 @@ function DecisionPanel({ detail, onDone }: { detail: PropertyDetail; onDone(): v
       <h2 id="decision-title">Treat or hold</h2>
       {recommended ? (
         <p>
-          The policy ({mode}) says <strong data-testid="policy-says">{recommended === 'treat' ? 'treat: visit, call or offer an inspection' : 'hold: do not spend a visit here'}</strong>
+          The policy ({mode}{!policy && detail.policy.source === 'office' ? ', set by the office' : ''}) says <strong data-testid="policy-says">{recommended === 'treat' ? 'treat: visit, call or offer an inspection' : 'hold: do not spend a visit here'}</strong>
           {policy?.reason ? ` — ${policy.reason.toLowerCase()}` : ''}.
         </p>
       ) : (

@@ -1,6 +1,7 @@
 //! Writes: storms, properties (one, a CSV import, an update), journey touches, outcomes and decisions.
 //! Each goes through the store, which validates it and queues its change in the same transaction.
 
+use desktop_core::policy::{ModeSource, StormMode, decide_offline, storm_mode};
 use domain::*;
 use local_store::{PropertyUpdate, TenantStore};
 use serde_json::json;
@@ -207,18 +208,66 @@ pub fn outcome(context: &Context, command: OutcomeCommand) -> Result<Report, Cli
     Ok(written("outcome", outcome.id, change))
 }
 
+/// The mode's line for people: which mode, and where it came from.
+fn mode_line(chosen: &StormMode) -> String {
+    let from = match (chosen.source, chosen.office_mode) {
+        (ModeSource::Caller, Some(office)) => {
+            format!("from --mode (the office's synced mode is {office})")
+        }
+        (ModeSource::Caller, None) => "from --mode".to_owned(),
+        (ModeSource::Office, _) => "set by the office for this storm, as last synced".to_owned(),
+        (ModeSource::Default, _) => {
+            "the default: the office has set none for this storm (or it is not synced yet)"
+                .to_owned()
+        }
+    };
+    format!("policy mode {} ({from})", chosen.mode)
+}
+
+fn mode_json(chosen: &StormMode) -> serde_json::Value {
+    json!({
+        "mode": chosen.mode,
+        "source": chosen.source.as_str(),
+        "office_mode": chosen.office_mode,
+        "office_set_at": chosen.office_set_at,
+    })
+}
+
+fn mode_flag(mode: Option<String>) -> Result<Option<PolicyMode>, CliError> {
+    mode.map(|m| parse_word::<PolicyMode>("mode", &m))
+        .transpose()
+}
+
 pub fn decision(context: &Context, command: DecisionCommand) -> Result<Report, CliError> {
-    let DecisionCommand::Add {
-        property,
-        decision,
-        mode,
-        is_override,
-        reason,
-    } = command;
+    match command {
+        DecisionCommand::Add {
+            property,
+            decision,
+            mode,
+            is_override,
+            reason,
+        } => add_decision(context, property, decision, mode, is_override, reason),
+        DecisionCommand::Plan {
+            storm,
+            mode,
+            capacity,
+        } => plan_decisions(context, storm, mode, capacity),
+    }
+}
+
+fn add_decision(
+    context: &Context,
+    property: String,
+    decision: String,
+    mode: Option<String>,
+    is_override: bool,
+    reason: Option<String>,
+) -> Result<Report, CliError> {
     let decision: Decision = parse_word("decision", &decision)?;
-    let mode: PolicyMode = parse_word("mode", &mode)?;
+    let explicit = mode_flag(mode)?;
     let mut store = context.open()?;
     let property = existing_property(&store, &property)?;
+    let chosen = storm_mode(&store, property.storm_id, explicit)?;
     // The decision records the score and model it was based on, when the property is scored.
     let score = store.score(property.id)?;
     let record = PolicyDecision {
@@ -226,7 +275,7 @@ pub fn decision(context: &Context, command: DecisionCommand) -> Result<Report, C
         property_id: property.id,
         storm_id: property.storm_id,
         decision,
-        mode,
+        mode: chosen.mode,
         uplift_score: score.as_ref().map(|s| s.uplift),
         model_version: score.map(|s| s.model_version),
         reason,
@@ -235,5 +284,42 @@ pub fn decision(context: &Context, command: DecisionCommand) -> Result<Report, C
         decided_at: store.now(),
     };
     let change = store.add_decision(&record)?;
-    Ok(written("decision", record.id, change))
+    let mut report = written("decision", record.id, change).line(mode_line(&chosen));
+    report.json["policy"] = mode_json(&chosen);
+    Ok(report)
+}
+
+fn plan_decisions(
+    context: &Context,
+    storm: String,
+    mode: Option<String>,
+    capacity: Option<usize>,
+) -> Result<Report, CliError> {
+    let storm: StormId = parse_id("storm", &storm)?;
+    let explicit = mode_flag(mode)?;
+    let mut store = context.open()?;
+    let user = acting_user(&store)?;
+    let run = decide_offline(&mut store, storm, explicit, capacity, user)
+        .map_err(|e| CliError::new(&format!("policy.{}", e.code()), e.to_string()))?;
+    let treat = run
+        .decisions
+        .iter()
+        .filter(|d| d.decision == Decision::Treat)
+        .count();
+    let hold = run.decisions.len() - treat;
+    let model = run.decisions.first().and_then(|d| d.model_version.clone());
+    Ok(Report::new(json!({
+        "storm_id": storm,
+        "policy": mode_json(&run.mode),
+        "decisions": run.decisions.len(),
+        "treat": treat,
+        "hold": hold,
+        "model_version": model,
+    }))
+    .line(mode_line(&run.mode))
+    .line(format!(
+        "{} decisions for storm {storm}: {treat} treat, {hold} hold (model {}); pending until the next sync",
+        run.decisions.len(),
+        model.as_deref().unwrap_or("none")
+    )))
 }

@@ -166,6 +166,14 @@ CREATE TABLE server_account (
     signed_in_at INTEGER NOT NULL
 ) STRICT;
 
+CREATE TABLE storm_policies (
+    storm_id   TEXT PRIMARY KEY,
+    mode       TEXT NOT NULL CHECK (mode IN ('conservative', 'moderate', 'aggressive')),
+    updated_at INTEGER NOT NULL,
+    -- The admin who set it (NULL only if the server no longer knows the user).
+    updated_by TEXT
+) STRICT;
+
 CREATE TABLE storms (
     id            TEXT PRIMARY KEY,
     event_id      TEXT NOT NULL,

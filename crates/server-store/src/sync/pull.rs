@@ -35,6 +35,11 @@
 //! plus rows scoped to their crew (territories and assignments of the crew, touches/outcomes/decisions
 //! pushed by crew members) or to themselves (assignments to the user, their own pushes). A row moved
 //! away from a crew is not retracted from that crew's laptops (a known simplification).
+//!
+//! A client of an older sync protocol is not sent entities added after its version
+//! (`Entity::since_protocol`; today the storm policy, protocol 2): it could not decode them. Its cursor
+//! moves past them like past another scope's rows, so a laptop updated later learns a storm's policy at
+//! the office's next change of it (until then it decides in the default mode, moderate).
 
 use domain::{CrewId, Role, UserId};
 use serde::Serialize;
@@ -52,11 +57,23 @@ pub struct PullScope {
     pub role: Role,
     pub user_id: UserId,
     pub crew_id: Option<CrewId>,
+    /// The sync protocol the client speaks: rows of entities newer than it are left out of its pages
+    /// (`Entity::since_protocol`), so an older client never meets a record it cannot decode.
+    pub protocol: u32,
 }
 
 impl PullScope {
     fn sees_everything(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Viewer)
+    }
+
+    /// The entities this client's protocol does not know (none for a current client).
+    fn unknown_entities(&self) -> Vec<&'static str> {
+        Entity::ALL
+            .iter()
+            .filter(|e| e.since_protocol() > self.protocol)
+            .map(|e| e.as_str())
+            .collect()
     }
 }
 
@@ -204,6 +221,7 @@ impl TenantTx {
                        AND (l.txid, l.id) > ($2::int8::text::xid8, $3::uuid)
                        AND l.txid < horizon.xmin
                        AND ($4 OR (l.scope_crew IS NULL AND l.scope_user IS NULL) OR l.scope_crew = $5 OR l.scope_user = $6)
+                       AND NOT (l.entity = ANY($8))
                      ORDER BY l.txid, l.id
                      LIMIT $7) c ON true",
         )
@@ -214,6 +232,7 @@ impl TenantTx {
         .bind(scope.crew_id.map(|c| c.0))
         .bind(scope.user_id.0)
         .bind(i64::from(limit) + 1)
+        .bind(scope.unknown_entities())
         .fetch_all(&mut *self.tx)
         .await?;
 

@@ -245,6 +245,7 @@ impl Tenant1 {
             role,
             user_id: ctx.user_id,
             crew_id: ctx.crew_id,
+            protocol: sync_protocol::PROTOCOL_VERSION,
         }
     }
 

@@ -704,6 +704,8 @@ class MockBridge {
             ? { state: 'pending', changes: pending }
             : { state: 'synced' },
         timeline: this.timeline(property_id),
+        // The demo's office never sets a storm's mode: the product default, as on a real laptop.
+        policy: { mode: 'moderate', source: 'default', office_set_at: null, office_mode: null },
       };
     },
 
