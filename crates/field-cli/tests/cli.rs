@@ -163,7 +163,7 @@ fn create_import_list_and_status_end_to_end() {
     ]);
     assert_eq!(text(&refused["code"]), "validation.required");
     assert_eq!(text(&refused["details"]["field"]), "reason");
-    field.json(&[
+    let decided = field.json(&[
         "decision",
         "add",
         "--property",
@@ -174,6 +174,21 @@ fn create_import_list_and_status_end_to_end() {
         "--reason",
         "owner asked for a visit",
     ]);
+    // No office mode synced to this file: the product default, and the answer says where it came from.
+    assert_eq!(text(&decided["policy"]["mode"]), "moderate");
+    assert_eq!(text(&decided["policy"]["source"]), "default");
+    // The offline plan needs synced scores: a typed error, nothing written.
+    let no_scores = field.json_error(&[
+        "decision",
+        "plan",
+        "--storm",
+        &storm,
+        "--mode",
+        "aggressive",
+    ]);
+    assert_eq!(text(&no_scores["code"]), "policy.no_scores");
+    let bad_mode = field.json_error(&["decision", "plan", "--storm", &storm, "--mode", "reckless"]);
+    assert_eq!(text(&bad_mode["code"]), "cli.invalid_argument");
     field.json(&[
         "outcome",
         "add",
