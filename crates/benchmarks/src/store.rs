@@ -684,7 +684,7 @@ pub fn run() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "- **Touch ids as 16-byte blobs, and `journey_touches_by_property` on the property alone** (local migration 0010): a touch's five ids were 36-character text; as blobs the row is ~100 bytes shorter and its id and property index entries about half as long (the timeline sorts a property's touches in memory, so the index no longer repeats the time). That index is where touches land at random places: each commit rewrites, and encrypts, every leaf page of it that it reaches, so its size is what 1,000-row transactions mostly pay for. Outcomes and decisions (a few a day) keep text ids."
+        "- **Touch ids as 16-byte blobs, and `journey_touches_by_property` on the property alone** (local migration 0007): a touch's five ids were 36-character text; as blobs the row is ~100 bytes shorter and its id and property index entries about half as long (the timeline sorts a property's touches in memory, so the index no longer repeats the time). That index is where touches land at random places: each commit rewrites, and encrypts, every leaf page of it that it reaches, so its size is what 1,000-row transactions mostly pay for. Outcomes and decisions (a few a day) keep text ids."
     )?;
     writeln!(
         out,

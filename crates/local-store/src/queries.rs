@@ -343,7 +343,7 @@ impl TenantStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at FROM journey_touches WHERE property_id = ?1",
         )?;
-        // Touches keep their ids as 16 bytes (migration 0010).
+        // Touches keep their ids as 16 bytes (migration 0007).
         for touch in stmt.query_map([rows::id_bytes(&property.0)], rows::touch_from_row)? {
             entries.push(TimelineEntry::Touch(touch?));
         }
@@ -374,7 +374,7 @@ impl TenantStore {
     pub fn crew_day(&self, crew: Option<CrewId>, day: &str) -> StoreResult<CrewDaySummary> {
         let (start, end) = utc_day_range(day)?;
         let crew_text = crew.map(|c| c.to_string());
-        // A touch's ids are 16-byte blobs (migration 0010), the other tables' ids text: `unhex` turns
+        // A touch's ids are 16-byte blobs (migration 0007), the other tables' ids text: `unhex` turns
         // the few crew members' ids into blobs, so the touches' own columns are compared as stored.
         let crew_filter = "(?3 IS NULL OR t.user_id IN (SELECT unhex(replace(id, '-', '')) FROM users WHERE crew_id = ?3))";
         let mut users: BTreeMap<String, UserDay> = BTreeMap::new();

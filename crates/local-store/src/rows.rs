@@ -365,13 +365,13 @@ impl MutableRecord for Crew {
     }
 }
 
-/// A UUID as a BLOB parameter: how `journey_touches` stores its ids (migration 0010).
+/// A UUID as a BLOB parameter: how `journey_touches` stores its ids (migration 0007).
 pub(crate) fn id_bytes(id: &Uuid) -> &[u8] {
     &id.as_bytes()[..]
 }
 
 /// Append-only inserts: a second insert of the same id is ignored (a replayed pull page). A touch's ids
-/// are stored as their 16 bytes (migration 0010).
+/// are stored as their 16 bytes (migration 0007).
 pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<usize> {
     Ok(conn
         .prepare_cached(
@@ -609,7 +609,7 @@ pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> Sto
         Entity::ArmAssignment => "DELETE FROM arm_assignments WHERE property_id = ?1",
         Entity::UpliftScore => "DELETE FROM uplift_scores WHERE property_id = ?1",
         Entity::JourneyTouch => {
-            // Stored as its 16 bytes (migration 0010).
+            // Stored as its 16 bytes (migration 0007).
             return Ok(conn
                 .prepare_cached("DELETE FROM journey_touches WHERE id = ?1")?
                 .execute([id_bytes(id)])?);

@@ -34,14 +34,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/local/0006_compact_outbox_ids.sql"),
     ),
     (
-        "0010_compact_touch_ids",
-        include_str!("../../../migrations/local/0010_compact_touch_ids.sql"),
+        "0007_compact_touch_ids",
+        include_str!("../../../migrations/local/0007_compact_touch_ids.sql"),
     ),
-    // Listed after 0010, which was committed first: the position is the schema version, and files
-    // already at version 7 hold 0010.
     (
-        "0007_storm_policies",
-        include_str!("../../../migrations/local/0007_storm_policies.sql"),
+        "0008_storm_policies",
+        include_str!("../../../migrations/local/0008_storm_policies.sql"),
     ),
 ];
 
@@ -224,14 +222,14 @@ mod tests {
             ]
         );
     }
-    /// 0010 stores a touch's five ids as their 16 bytes: touches already in the file keep their rowid
+    /// 0007 stores a touch's five ids as their 16 bytes: touches already in the file keep their rowid
     /// and every other column, and a row whose id is not a UUID stops the migration instead of being lost.
     #[test]
-    fn migration_0010_converts_stored_touches() {
+    fn migration_0007_converts_stored_touches() {
         let at = MIGRATIONS
             .iter()
-            .position(|(name, _)| *name == "0010_compact_touch_ids")
-            .expect("0010 is listed");
+            .position(|(name, _)| *name == "0007_compact_touch_ids")
+            .expect("0007 is listed");
         let (before, after) = MIGRATIONS.split_at(at);
         let ids: Vec<uuid::Uuid> = (0..5).map(|_| uuid::Uuid::now_v7()).collect();
         let fresh = || {
@@ -247,8 +245,8 @@ mod tests {
              VALUES (42, ?1, ?2, ?3, ?4, ?5, 'door_knock', 'no_answer', 'north slope', 1700000000000)",
             rusqlite::params_from_iter(ids.iter().map(|id| id.to_string())),
         )
-        .expect("a touch written before 0010");
-        conn.execute_batch(after[0].1).expect("0010");
+        .expect("a touch written before 0007");
+        conn.execute_batch(after[0].1).expect("0007");
         type Row = (
             i64,
             Vec<u8>,
@@ -301,7 +299,7 @@ mod tests {
         let tx = damaged.transaction().expect("tx");
         assert!(
             tx.execute_batch(after[0].1).is_err(),
-            "an id that is not a UUID stops 0010"
+            "an id that is not a UUID stops 0007"
         );
         tx.rollback().expect("rollback");
         let kept: String = damaged

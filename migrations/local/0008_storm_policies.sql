@@ -1,4 +1,4 @@
--- 0007: the storm's policy mode as the office set it, pulled from the server (entity `storm_policy`,
+-- 0008: the storm's policy mode as the office set it, pulled from the server (entity `storm_policy`,
 -- protocol 2). One row per storm, replaced whole by each pulled row: the record is server-owned, so there
 -- are no field clocks to merge, and the pull feed delivers the office's changes in commit order, so the
 -- last row applied is the office's current choice. The offline policy decides in this mode unless the
