@@ -9,7 +9,7 @@ use sync_protocol::{Entity, FieldClocks};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::sync::changelog::change_log_tail;
+use crate::sync::changelog::{change_log_tail, tenant_wide_change_log_tail};
 use crate::tx::TenantTx;
 
 /// The tables an import may ask about, with the column that identifies a record.
@@ -185,14 +185,7 @@ impl TenantTx {
         for t in touches {
             t.validate(now)?;
         }
-        let tail = change_log_tail(
-            "journey_touch",
-            "w.id",
-            "to_jsonb(w) - 'tenant_id'",
-            "NULL::jsonb",
-            "NULL::uuid",
-            "NULL::uuid",
-        );
+        let tail = tenant_wide_change_log_tail("journey_touch", "w.id");
         // Column arrays through UNNEST: no JSON to build here or to parse in PostgreSQL.
         let sql = format!(
             "WITH w AS (

@@ -13,7 +13,7 @@ use sync_protocol::Entity;
 
 use crate::error::StoreError;
 use crate::rows::parse_text;
-use crate::sync::changelog::change_log_tail;
+use crate::sync::changelog::tenant_wide_change_log_tail;
 use crate::tx::TenantTx;
 
 fn records<T: DeserializeOwned>(rows: Vec<Value>, what: &str) -> Result<Vec<T>, StoreError> {
@@ -128,14 +128,7 @@ impl TenantTx {
         by: UserId,
         now: Timestamp,
     ) -> Result<StormPolicy, StoreError> {
-        let tail = change_log_tail(
-            Entity::StormPolicy.as_str(),
-            "w.storm_id",
-            "to_jsonb(w) - 'tenant_id'",
-            "NULL::jsonb",
-            "NULL::uuid",
-            "NULL::uuid",
-        );
+        let tail = tenant_wide_change_log_tail(Entity::StormPolicy.as_str(), "w.storm_id");
         let sql = format!(
             "WITH w AS (
                 INSERT INTO storm_policies (tenant_id, storm_id, mode, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)

@@ -19,3 +19,16 @@ pub(crate) fn change_log_tail(
            FROM w"
     )
 }
+
+/// [`change_log_tail`] for a record every laptop of the tenant pulls (experiments, arms, scores,
+/// policies, legacy-imported touches): the whole row but its tenant, no field clocks, no crew or user scope.
+pub(crate) fn tenant_wide_change_log_tail(entity: &str, entity_id_expr: &str) -> String {
+    change_log_tail(
+        entity,
+        entity_id_expr,
+        "to_jsonb(w) - 'tenant_id'",
+        "NULL::jsonb",
+        "NULL::uuid",
+        "NULL::uuid",
+    )
+}

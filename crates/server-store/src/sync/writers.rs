@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sync_protocol::Entity;
 use uuid::Uuid;
 
-use super::changelog::change_log_tail;
+use super::changelog::{change_log_tail, tenant_wide_change_log_tail};
 use super::mutable::{
     MutableTable, MutableWrite, PROPERTIES, STORMS, TERRITORIES, execute_plan, plan_writes,
 };
@@ -168,14 +168,7 @@ impl TenantTx {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         experiment.validate(now)?;
-        let tail = change_log_tail(
-            Entity::Experiment.as_str(),
-            "w.id",
-            "to_jsonb(w) - 'tenant_id'",
-            "NULL::jsonb",
-            "NULL::uuid",
-            "NULL::uuid",
-        );
+        let tail = tenant_wide_change_log_tail(Entity::Experiment.as_str(), "w.id");
         let sql = format!(
             "WITH w AS (
                 INSERT INTO experiments SELECT * FROM jsonb_populate_recordset(NULL::experiments, $1)
@@ -205,14 +198,7 @@ impl TenantTx {
         for a in arms {
             a.validate(now)?;
         }
-        let tail = change_log_tail(
-            Entity::ArmAssignment.as_str(),
-            "w.property_id",
-            "to_jsonb(w) - 'tenant_id'",
-            "NULL::jsonb",
-            "NULL::uuid",
-            "NULL::uuid",
-        );
+        let tail = tenant_wide_change_log_tail(Entity::ArmAssignment.as_str(), "w.property_id");
         let sql = format!(
             "WITH w AS (
                 INSERT INTO arm_assignments SELECT * FROM jsonb_populate_recordset(NULL::arm_assignments, $1)
@@ -240,14 +226,7 @@ impl TenantTx {
         for s in scores {
             s.validate(now)?;
         }
-        let tail = change_log_tail(
-            Entity::UpliftScore.as_str(),
-            "w.property_id",
-            "to_jsonb(w) - 'tenant_id'",
-            "NULL::jsonb",
-            "NULL::uuid",
-            "NULL::uuid",
-        );
+        let tail = tenant_wide_change_log_tail(Entity::UpliftScore.as_str(), "w.property_id");
         let sql = format!(
             "WITH w AS (
                 INSERT INTO uplift_scores (tenant_id, property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark)
