@@ -179,11 +179,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_laptop_decides_offline_holds_the_control_arm_and_measures_lift() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = DataDir::new(dir.path()).expect("data dir");
-        let created = data_dir
+    /// A new tenant file in `dir` whose clock reads [`NOW`].
+    fn new_store(dir: &std::path::Path) -> TenantStore {
+        let mut store = DataDir::new(dir)
+            .expect("data dir")
             .create_tenant(
                 NewTenant {
                     tenant_id: None,
@@ -193,25 +192,19 @@ mod tests {
                 },
                 NOW,
             )
-            .expect("tenant");
-        let mut store = created.store;
+            .expect("tenant")
+            .store;
         store.set_wall_clock(Box::new(ManualClock::new(NOW)));
-        let synthetic = SyntheticStorm::generate(&SyntheticStormConfig {
-            properties: 300,
-            seed: 4,
-            started_at: NOW.plus_millis(-86_400_000),
-            ..SyntheticStormConfig::default()
-        })
-        .expect("storm");
-        let storm = synthetic.storm_id;
-        assert_eq!(
-            decide_offline(&mut store, storm, None, None, UserId::generate())
-                .err()
-                .map(|e| e.code()),
-            Some("no_scores")
-        );
+        store
+    }
 
-        // What a pull brings: the experiment, arms and scores (the true uplift stands in for a model).
+    /// What a pull brings for a synthetic storm: its experiment, arms and scores (the true uplift stands
+    /// in for a model's).
+    fn scored_page(
+        synthetic: &SyntheticStorm,
+        model_version: &str,
+        watermark: i64,
+    ) -> Vec<PulledChange> {
         let mut page = vec![pulled(
             Entity::Experiment,
             synthetic.experiment.id.0,
@@ -227,16 +220,39 @@ mod tests {
             page.push(pulled(Entity::ArmAssignment, p.id.0, &arm));
             let score = UpliftScore {
                 property_id: p.id,
-                storm_id: storm,
+                storm_id: synthetic.storm_id,
                 uplift: synthetic.true_uplift[i],
                 p_treat: synthetic.true_p_hold[i] + synthetic.true_uplift[i],
                 p_hold: synthetic.true_p_hold[i],
-                model_version: "s-test-1".into(),
+                model_version: model_version.into(),
                 trained_at: NOW.plus_millis(-1_000),
-                data_watermark: 17,
+                data_watermark: watermark,
             };
             page.push(pulled(Entity::UpliftScore, p.id.0, &score));
         }
+        page
+    }
+
+    #[test]
+    fn the_laptop_decides_offline_holds_the_control_arm_and_measures_lift() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = new_store(dir.path());
+        let synthetic = SyntheticStorm::generate(&SyntheticStormConfig {
+            properties: 300,
+            seed: 4,
+            started_at: NOW.plus_millis(-86_400_000),
+            ..SyntheticStormConfig::default()
+        })
+        .expect("storm");
+        let storm = synthetic.storm_id;
+        assert_eq!(
+            decide_offline(&mut store, storm, None, None, UserId::generate())
+                .err()
+                .map(|e| e.code()),
+            Some("no_scores")
+        );
+
+        let page = scored_page(&synthetic, "s-test-1", 17);
         let report = store.apply_pulled_page(&page, "c1", 17).expect("pull");
         assert_eq!(report.applied, page.len());
 
@@ -318,20 +334,7 @@ mod tests {
     #[test]
     fn the_synced_office_mode_decides_unless_the_caller_names_one() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = DataDir::new(dir.path()).expect("data dir");
-        let mut store = data_dir
-            .create_tenant(
-                NewTenant {
-                    tenant_id: None,
-                    name: "Acme Roofing",
-                    user: "pat",
-                    passphrase: &Passphrase::new("correct horse battery"),
-                },
-                NOW,
-            )
-            .expect("tenant")
-            .store;
-        store.set_wall_clock(Box::new(ManualClock::new(NOW)));
+        let mut store = new_store(dir.path());
         let synthetic = SyntheticStorm::generate(&SyntheticStormConfig {
             properties: 400,
             seed: 9,
@@ -340,31 +343,7 @@ mod tests {
         })
         .expect("storm");
         let storm = synthetic.storm_id;
-        let mut page = vec![pulled(
-            Entity::Experiment,
-            synthetic.experiment.id.0,
-            &synthetic.experiment,
-        )];
-        for (i, p) in synthetic.properties.iter().enumerate() {
-            let arm = ArmAssignment {
-                experiment_id: synthetic.experiment.id,
-                property_id: p.id,
-                arm: synthetic.arms[i],
-                assigned_at: NOW.plus_millis(-1_000),
-            };
-            page.push(pulled(Entity::ArmAssignment, p.id.0, &arm));
-            let score = UpliftScore {
-                property_id: p.id,
-                storm_id: storm,
-                uplift: synthetic.true_uplift[i],
-                p_treat: synthetic.true_p_hold[i] + synthetic.true_uplift[i],
-                p_hold: synthetic.true_p_hold[i],
-                model_version: "s-test-2".into(),
-                trained_at: NOW.plus_millis(-1_000),
-                data_watermark: 3,
-            };
-            page.push(pulled(Entity::UpliftScore, p.id.0, &score));
-        }
+        let mut page = scored_page(&synthetic, "s-test-2", 3);
         let office = UserId::generate();
         let policy = |mode| StormPolicy {
             storm_id: storm,
