@@ -368,12 +368,15 @@ export function generateDemoData({ seed, propertyCount, now }: GenerateOptions):
     const user = rng.pick(fieldUsers);
     addTouch(activeRows[i], user, today + Math.floor(rng.next() * sinceMidnight));
   }
-  // Earlier days of the storm: more volume than today, so the recent-volume check has history.
+  // Earlier days of the storm: more volume than today, so the recent-volume check has history. Each is
+  // more than a day before `now` (not before midnight), so the check's last-24-hours window holds only
+  // today's work whatever the time of day.
   const history = activeRows.length > 0 ? 2_400 : 0;
   for (let i = 0; i < history; i += 1) {
     const row = activeRows[Math.floor(rng.next() * Math.min(activeRows.length, 4_000))];
     const user = fieldUsers[i % fieldUsers.length];
-    addTouch(row, user, today - (1 + Math.floor(rng.next() * 5)) * DAY + Math.floor(rng.next() * DAY * 0.5));
+    const daysBack = 1 + Math.floor(rng.next() * 5);
+    addTouch(row, user, now - daysBack * DAY - 60_000 - Math.floor(rng.next() * DAY * 0.5));
   }
   touches.sort((a, b) => a.occurred_at - b.occurred_at);
 
