@@ -42,6 +42,25 @@ async fn set_policy(h: &Harness, t: &Tenant1, mode: PolicyMode, at: Timestamp) {
     tx.commit().await.unwrap();
 }
 
+/// Pulls from `cursor` until at least `n` storm-policy rows have arrived: other tests' transactions
+/// anywhere in the cluster can hold the newest feed rows back for a poll, so a row count alone (the
+/// tenant's other rows) does not say the policy is there. Bounded by `pull_until`'s own retries.
+async fn pull_until_policies(
+    h: &Harness,
+    t: &Tenant1,
+    scope: &PullScope,
+    cursor: Option<String>,
+    n: usize,
+) -> Vec<PulledChange> {
+    let mut rows = pull_until(h, t, scope, cursor.clone(), 0).await.0;
+    while policies(&rows).len() < n {
+        rows = pull_until(h, t, scope, cursor.clone(), rows.len() + 1)
+            .await
+            .0;
+    }
+    rows
+}
+
 #[tokio::test]
 async fn setting_the_policy_feeds_every_role_of_the_tenant_and_no_other_tenant() {
     let h = setup().await;
@@ -64,7 +83,7 @@ async fn setting_the_policy_feeds_every_role_of_the_tenant_and_no_other_tenant()
         updated_by: Some(a.admin),
     };
     for (role, cursor) in &cursors {
-        let (rows, _, _) = pull_until(&h, &a, &a.scope(*role), Some(cursor.clone()), 1).await;
+        let rows = pull_until_policies(&h, &a, &a.scope(*role), Some(cursor.clone()), 1).await;
         assert_eq!(policies(&rows), vec![expected.clone()], "{role}");
     }
 
@@ -90,15 +109,8 @@ async fn setting_the_policy_feeds_every_role_of_the_tenant_and_no_other_tenant()
 
     // A change replaces it: a later pull carries the new mode (and the first sync sees both, in order).
     set_policy(&h, &a, PolicyMode::Conservative, Timestamp(NOW.0 + 1)).await;
-    let (all, _, _) = pull_until(&h, &a, &a.scope(Role::FieldUser), None, 0).await;
+    let all = pull_until_policies(&h, &a, &a.scope(Role::FieldUser), None, 2).await;
     let modes: Vec<PolicyMode> = policies(&all).iter().map(|p| p.mode).collect();
-    // Other tests' transactions may hold the newest row back for a moment: pull until it is there.
-    let modes = if modes.len() < 2 {
-        let (all, _, _) = pull_until(&h, &a, &a.scope(Role::FieldUser), None, all.len() + 1).await;
-        policies(&all).iter().map(|p| p.mode).collect()
-    } else {
-        modes
-    };
     assert_eq!(
         modes,
         vec![PolicyMode::Aggressive, PolicyMode::Conservative]
@@ -112,13 +124,13 @@ async fn protocol_one_clients_are_not_sent_the_policy_and_laptops_cannot_push_it
     let t = provision(&h, "acme", 2).await;
     set_policy(&h, &t, PolicyMode::Aggressive, NOW).await;
     let current = t.scope(Role::FieldUser);
-    let (rows, _, _) = pull_until(&h, &t, &current, None, 1).await;
+    let rows = pull_until_policies(&h, &t, &current, None, 1).await;
     assert_eq!(policies(&rows).len(), 1);
     let old = PullScope {
         protocol: 1,
         ..current
     };
-    let (rows_v1, _, _) = pull_until(&h, &t, &old, None, 0).await;
+    let (rows_v1, _, _) = pull_until(&h, &t, &old, None, rows.len() - 1).await;
     assert!(policies(&rows_v1).is_empty(), "protocol 1 cannot decode it");
     // Everything else is the same feed.
     assert_eq!(rows_v1.len(), rows.len() - 1);
@@ -176,7 +188,7 @@ async fn the_migration_backfills_a_feed_row_for_every_policy_set_before_it() {
     tx.commit().await.unwrap();
 
     for (t, mode) in [(&a, PolicyMode::Aggressive), (&b, PolicyMode::Conservative)] {
-        let (rows, _, _) = pull_until(&h, t, &t.scope(Role::FieldUser), None, 1).await;
+        let rows = pull_until_policies(&h, t, &t.scope(Role::FieldUser), None, 1).await;
         let got = policies(&rows);
         assert_eq!(
             got.len(),
