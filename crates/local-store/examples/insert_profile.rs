@@ -42,6 +42,9 @@ fn main() {
         } else {
             TenantStore::open_plain_for_benchmark(&dir.path().join("plain.db")).expect("plain")
         };
+        if std::env::var_os("NO_CHECKPOINT").is_some() {
+            store.set_long_pull(true).expect("long pull");
+        }
         let now = Timestamp::now();
         let properties: Vec<PropertyId> = (0..2_000).map(|_| PropertyId::generate()).collect();
         let (storm, user, device) = (StormId::generate(), UserId::generate(), store.device_id());

@@ -11,6 +11,7 @@ mod connection;
 mod data_dir;
 mod error;
 mod key_file;
+mod multi_row;
 mod outbox;
 mod policy_inputs;
 mod pull;

@@ -93,6 +93,10 @@ pub struct RecordCounts {
     pub decisions: i64,
 }
 
+/// Milliseconds in a UTC day: the unit of `utc_day_range` and the first column of the touches' (day,
+/// property) index, which the SQL spells as the literal `86400000` (migration 0009).
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
 /// The Unix-millisecond range of a UTC day written `YYYY-MM-DD`.
 pub fn utc_day_range(day: &str) -> StoreResult<(i64, i64)> {
     let bad = || StoreError::InvalidInput {
@@ -139,8 +143,8 @@ pub fn utc_day_range(day: &str) -> StoreResult<(i64, i64)> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let start = days * 86_400_000;
-    Ok((start, start + 86_400_000))
+    let start = days * MILLIS_PER_DAY;
+    Ok((start, start + MILLIS_PER_DAY))
 }
 
 /// Appends the query's active filters to `sql` (the properties table is `p`).
@@ -340,10 +344,19 @@ impl TenantStore {
     pub fn timeline(&self, property: PropertyId) -> StoreResult<Vec<TimelineEntry>> {
         let id = property.to_string();
         let mut entries: Vec<TimelineEntry> = Vec::new();
+        // Touches are indexed by (UTC day, property) (migration 0009): the query steps through the
+        // distinct days, one index seek each, and seeks the property within each day. Touches keep their
+        // ids as 16 bytes (migration 0007).
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at FROM journey_touches WHERE property_id = ?1",
+            "WITH RECURSIVE day(d) AS (
+                 SELECT min(occurred_at / 86400000) FROM journey_touches
+                 UNION ALL
+                 SELECT (SELECT min(occurred_at / 86400000) FROM journey_touches WHERE occurred_at / 86400000 > day.d)
+                   FROM day WHERE day.d IS NOT NULL)
+             SELECT t.id, t.property_id, t.storm_id, t.user_id, t.device_id, t.channel, t.result, t.notes, t.occurred_at
+               FROM day, journey_touches t
+              WHERE t.occurred_at / 86400000 = day.d AND t.property_id = ?1",
         )?;
-        // Touches keep their ids as 16 bytes (migration 0007).
         for touch in stmt.query_map([rows::id_bytes(&property.0)], rows::touch_from_row)? {
             entries.push(TimelineEntry::Touch(touch?));
         }
@@ -373,6 +386,9 @@ impl TenantStore {
     /// `crew` = None summarises every user.
     pub fn crew_day(&self, crew: Option<CrewId>, day: &str) -> StoreResult<CrewDaySummary> {
         let (start, end) = utc_day_range(day)?;
+        // The (UTC day, property) index's first column (migration 0009), as SQLite computes it: integer
+        // division truncates toward zero, so a day before 1970 spans two of its values.
+        let (first_day, last_day) = (start / MILLIS_PER_DAY, (end - 1) / MILLIS_PER_DAY);
         let crew_text = crew.map(|c| c.to_string());
         // A touch's ids are 16-byte blobs (migration 0007), the other tables' ids text: `unhex` turns
         // the few crew members' ids into blobs, so the touches' own columns are compared as stored.
@@ -380,10 +396,10 @@ impl TenantStore {
         let mut users: BTreeMap<String, UserDay> = BTreeMap::new();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.user_id, t.channel, t.result, count(*) FROM journey_touches t
-              WHERE t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter}
+              WHERE t.occurred_at / 86400000 BETWEEN ?4 AND ?5 AND t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter}
               GROUP BY t.user_id, t.channel, t.result"
         ))?;
-        let groups = stmt.query_map(params![start, end, crew_text], |r| {
+        let groups = stmt.query_map(params![start, end, crew_text, first_day, last_day], |r| {
             Ok((
                 rows::uuid_blob(r, 0)?.to_string(),
                 r.get::<_, String>(1)?,
@@ -409,9 +425,9 @@ impl TenantStore {
         }
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.user_id, count(DISTINCT t.property_id), u.name FROM journey_touches t LEFT JOIN users u ON unhex(replace(u.id, '-', '')) = t.user_id
-              WHERE t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter} GROUP BY t.user_id"
+              WHERE t.occurred_at / 86400000 BETWEEN ?4 AND ?5 AND t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter} GROUP BY t.user_id"
         ))?;
-        for row in stmt.query_map(params![start, end, crew_text], |r| {
+        for row in stmt.query_map(params![start, end, crew_text, first_day, last_day], |r| {
             Ok((
                 rows::uuid_blob(r, 0)?.to_string(),
                 r.get::<_, i64>(1)?,

@@ -14,6 +14,7 @@ use sync_protocol::{Entity, EntityKind, FieldClocks};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
+use crate::multi_row::{MultiRow, execute_rows};
 
 /// Reads a text column into any type with `FromStr` (ids, vocabularies).
 pub(crate) fn parsed<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
@@ -270,6 +271,58 @@ impl MutableRecord for Property {
     }
 }
 
+/// Inserts pulled properties new to this laptop, with multi-row statements: each picks up its score and
+/// latest decision as [`Property::upsert_clock_text`] does, and a property already stored is left as it
+/// is (the caller merges those one by one). Returns the properties inserted.
+pub(crate) fn insert_new_properties(
+    conn: &Connection,
+    properties: &[(Property, String)],
+) -> StoreResult<usize> {
+    let shape = MultiRow {
+        // The pick-ups are correlated subqueries over the rows' list, so each is compiled once per
+        // statement and reuses its cursors row after row (as subqueries inside each row of a VALUES list,
+        // every row would open cursors of its own, and opening one walks all the others).
+        head: "INSERT INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, roof_age_years, roof_material,
+               square_feet, home_value_cents, hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status,
+               field_clocks, score_uplift, latest_decision, latest_decision_at, latest_decision_id)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10,
+               v.column11, v.column12, v.column13, v.column14, v.column15, v.column16, v.column17, v.column18, v.column19,
+               (SELECT s.uplift FROM uplift_scores s WHERE s.property_id = v.column1 AND s.storm_id = v.column2),
+               (SELECT d.decision FROM policy_decisions d WHERE d.property_id = v.column1 AND d.storm_id = v.column2
+                 ORDER BY d.decided_at DESC, d.id DESC LIMIT 1),
+               (SELECT d.decided_at FROM policy_decisions d WHERE d.property_id = v.column1 AND d.storm_id = v.column2
+                 ORDER BY d.decided_at DESC, d.id DESC LIMIT 1),
+               (SELECT d.id FROM policy_decisions d WHERE d.property_id = v.column1 AND d.storm_id = v.column2
+                 ORDER BY d.decided_at DESC, d.id DESC LIMIT 1)
+             FROM (VALUES",
+        row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        // `WHERE true` tells SQLite's parser the upsert clause is not a join constraint.
+        tail: ") AS v WHERE true ON CONFLICT (id) DO NOTHING",
+    };
+    execute_rows(conn, shape, properties, |stmt, i, (p, clocks)| {
+        stmt.raw_bind_parameter(i, p.id.to_string())?;
+        stmt.raw_bind_parameter(i + 1, p.storm_id.to_string())?;
+        stmt.raw_bind_parameter(i + 2, &p.external_id)?;
+        stmt.raw_bind_parameter(i + 3, &p.address)?;
+        stmt.raw_bind_parameter(i + 4, search_text(&p.address))?;
+        stmt.raw_bind_parameter(i + 5, p.latitude)?;
+        stmt.raw_bind_parameter(i + 6, p.longitude)?;
+        stmt.raw_bind_parameter(i + 7, p.roof_age_years)?;
+        stmt.raw_bind_parameter(i + 8, p.roof_material.map(RoofMaterial::as_str))?;
+        stmt.raw_bind_parameter(i + 9, p.square_feet)?;
+        stmt.raw_bind_parameter(i + 10, p.home_value.map(|c| c.0))?;
+        stmt.raw_bind_parameter(i + 11, p.hail_size_in)?;
+        stmt.raw_bind_parameter(i + 12, p.distance_to_core_km)?;
+        stmt.raw_bind_parameter(i + 13, p.prior_claims)?;
+        stmt.raw_bind_parameter(i + 14, &p.owner_name)?;
+        stmt.raw_bind_parameter(i + 15, &p.owner_phone)?;
+        stmt.raw_bind_parameter(i + 16, &p.owner_email)?;
+        stmt.raw_bind_parameter(i + 17, p.status.as_str())?;
+        stmt.raw_bind_parameter(i + 18, clocks)?;
+        Ok(i + 19)
+    })
+}
+
 impl MutableRecord for Territory {
     const ENTITY: Entity = Entity::Territory;
     fn record_id(&self) -> Uuid {
@@ -389,6 +442,28 @@ pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<u
             t.notes,
             t.occurred_at.millis()
         ])?)
+}
+
+/// [`insert_touch`] for a batch, with multi-row statements; returns the touches inserted (a touch whose
+/// id is already stored is skipped and not counted).
+pub(crate) fn insert_touches(conn: &Connection, touches: &[JourneyTouch]) -> StoreResult<usize> {
+    let shape = MultiRow {
+        head: "INSERT OR IGNORE INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at) VALUES",
+        row: "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        tail: "",
+    };
+    execute_rows(conn, shape, touches, |stmt, i, t| {
+        stmt.raw_bind_parameter(i, id_bytes(&t.id.0))?;
+        stmt.raw_bind_parameter(i + 1, id_bytes(&t.property_id.0))?;
+        stmt.raw_bind_parameter(i + 2, id_bytes(&t.storm_id.0))?;
+        stmt.raw_bind_parameter(i + 3, id_bytes(&t.user_id.0))?;
+        stmt.raw_bind_parameter(i + 4, id_bytes(&t.device_id.0))?;
+        stmt.raw_bind_parameter(i + 5, t.channel.as_str())?;
+        stmt.raw_bind_parameter(i + 6, t.result.as_str())?;
+        stmt.raw_bind_parameter(i + 7, &t.notes)?;
+        stmt.raw_bind_parameter(i + 8, t.occurred_at.millis())?;
+        Ok(i + 9)
+    })
 }
 
 pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
@@ -520,6 +595,43 @@ pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()
     // touches, which was most of the cost of a first sync's scores.
     conn.prepare_cached("UPDATE properties SET score_uplift = ?3 WHERE id = ?1 AND storm_id = ?2")?
         .execute(params![property, storm, s.uplift])?;
+    Ok(())
+}
+
+/// [`upsert_score`] for a batch, with multi-row statements: the scores in page order (a later score of the
+/// same property and storm replaces an earlier one, as one by one), then the rank column of each stored
+/// property they score, read back from the scores as they now stand.
+pub(crate) fn upsert_scores(conn: &Connection, scores: &[UpliftScore]) -> StoreResult<()> {
+    let shape = MultiRow {
+        head: "INSERT INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark) VALUES",
+        row: "(?, ?, ?, ?, ?, ?, ?, ?)",
+        tail: "ON CONFLICT (property_id, storm_id) DO UPDATE SET uplift = excluded.uplift, p_treat = excluded.p_treat,
+               p_hold = excluded.p_hold, model_version = excluded.model_version, trained_at = excluded.trained_at,
+               data_watermark = excluded.data_watermark",
+    };
+    execute_rows(conn, shape, scores, |stmt, i, s| {
+        stmt.raw_bind_parameter(i, s.property_id.to_string())?;
+        stmt.raw_bind_parameter(i + 1, s.storm_id.to_string())?;
+        stmt.raw_bind_parameter(i + 2, s.uplift)?;
+        stmt.raw_bind_parameter(i + 3, s.p_treat)?;
+        stmt.raw_bind_parameter(i + 4, s.p_hold)?;
+        stmt.raw_bind_parameter(i + 5, &s.model_version)?;
+        stmt.raw_bind_parameter(i + 6, s.trained_at.millis())?;
+        stmt.raw_bind_parameter(i + 7, s.data_watermark)?;
+        Ok(i + 8)
+    })?;
+    // The rank column, as `upsert_score` sets it: a property's own storm's score (NULL if it has none).
+    let shape = MultiRow {
+        head: "UPDATE properties SET score_uplift = (SELECT s.uplift FROM uplift_scores s
+                 WHERE s.property_id = properties.id AND s.storm_id = properties.storm_id)
+               WHERE id IN (",
+        row: "?",
+        tail: ")",
+    };
+    execute_rows(conn, shape, scores, |stmt, i, s| {
+        stmt.raw_bind_parameter(i, s.property_id.to_string())?;
+        Ok(i + 1)
+    })?;
     Ok(())
 }
 

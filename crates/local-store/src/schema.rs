@@ -41,7 +41,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_storm_policies",
         include_str!("../../../migrations/local/0008_storm_policies.sql"),
     ),
+    (
+        "0009_touches_by_day",
+        include_str!("../../../migrations/local/0009_touches_by_day.sql"),
+    ),
 ];
+
+/// The two rank indexes of `properties` (migration 0001), which a first sync builds once at its end instead
+/// of inserting each pulled property into them (`TenantStore::set_long_pull`). Spelled as 0001 creates
+/// them: SQLite stores the text without `IF NOT EXISTS`, so the schema reads the same either way.
+pub(crate) const CREATE_RANK_INDEXES: &str =
+    "CREATE INDEX IF NOT EXISTS properties_ranked ON properties (storm_id, score_uplift DESC, id);
+CREATE INDEX IF NOT EXISTS properties_ranked_all ON properties (score_uplift DESC, id);";
+pub(crate) const DROP_RANK_INDEXES: &str =
+    "DROP INDEX IF EXISTS properties_ranked; DROP INDEX IF EXISTS properties_ranked_all;";
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -68,6 +81,9 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> StoreResult<()> {
         tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
         tx.commit()?;
     }
+    // A first sync that stopped before its end (the laptop shut, the app killed) left the rank indexes
+    // dropped; they are built again here, before anything can query the file. A no-op when they exist.
+    conn.execute_batch(CREATE_RANK_INDEXES)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use sync_protocol::{Change, ChangeOp, Entity, EntityKind, merge_fields};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
+use crate::multi_row;
 use crate::rows::{self, MutableRecord};
 use crate::store::TenantStore;
 
@@ -135,6 +136,32 @@ fn already_exists(err: StoreError, entity: Entity, id: &Uuid) -> StoreError {
     }
 }
 
+/// Writes a whole batch of records with multi-row statements, ignoring records already stored; returns
+/// the rows written.
+type WriteBatch<R> = fn(&Connection, &[R]) -> StoreResult<usize>;
+
+/// How a kind of record is written by [`TenantStore::insert_records`].
+struct RecordWriter<R> {
+    /// Writes one record; returns the rows written (0: a record with its id is already stored).
+    one: fn(&Connection, &R) -> StoreResult<usize>,
+    /// `None`: the kind is written one record at a time.
+    batch: Option<WriteBatch<R>>,
+}
+
+/// The outbox columns of an insert change, and one row of them: the device is this file's own (stored
+/// as NULL, migration 0006), nothing to restore on discard, pending. The entity is spelled into the
+/// statement (`{entity}`), one of our own names.
+const OUTBOX_INSERT_HEAD: &str = "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at) VALUES";
+const OUTBOX_INSERT_ROW: &str = "(?, ?, NULL, '{entity}', ?, 'insert', ?, NULL, 'pending', ?)";
+
+/// One insert change's outbox row, before it is written.
+struct InsertChange<'a> {
+    change_id: &'a ChangeId,
+    hlc: String,
+    entity_id: Uuid,
+    payload: Option<String>,
+}
+
 impl TenantStore {
     /// Writes `records` and their insert changes in one transaction. Every record is validated first,
     /// so a bad one stores nothing.
@@ -143,7 +170,7 @@ impl TenantStore {
         entity: Entity,
         records: &[R],
         id_of: impl Fn(&R) -> Uuid,
-        write: impl Fn(&Connection, &R) -> StoreResult<usize>,
+        writer: RecordWriter<R>,
     ) -> StoreResult<Vec<ChangeId>> {
         let now = self.wall.now();
         for record in records {
@@ -151,47 +178,66 @@ impl TenantStore {
         }
         let mut clock = self.clock.clone();
         let ids = change_ids(&self.rng, now, records.len())?;
-        let tx = self.conn.transaction()?;
         // An append-only record never changes after its insert, so its outbox row refers to the stored
-        // record instead of copying it (migration 0005): about half the bytes a touch writes.
+        // record instead of copying it (migration 0005): about half the bytes a touch writes. A mutable
+        // record's insert payload is the record itself, serialised once, straight to its text.
         let by_reference = entity.kind() == EntityKind::AppendOnly;
-        {
-            // One statement for the whole batch's outbox rows; a mutable record's insert payload is the
-            // record itself, serialised once, straight to its text.
-            let mut outbox = tx.prepare_cached(INSERT_OUTBOX)?;
-            for (record, change_id) in records.iter().zip(&ids) {
-                let entity_id = id_of(record);
-                let written =
-                    write(&tx, record).map_err(|e| already_exists(e, entity, &entity_id))?;
-                if written == 0 {
-                    return Err(StoreError::AlreadyExists {
-                        entity: entity.as_str(),
-                        id: entity_id.to_string(),
-                    });
-                }
-                let hlc = clock.tick(now.millis().max(0) as u64)?;
-                let payload = if by_reference {
+        let mut changes = Vec::with_capacity(records.len());
+        for (record, change_id) in records.iter().zip(&ids) {
+            changes.push(InsertChange {
+                change_id,
+                hlc: clock.tick(now.millis().max(0) as u64)?.to_string(),
+                entity_id: id_of(record),
+                payload: if by_reference {
                     None
                 } else {
                     Some(
                         serde_json::to_string(record)
                             .map_err(|e| StoreError::Decode(e.to_string()))?,
                     )
-                };
-                outbox.execute(params![
-                    &change_id.0.as_bytes()[..],
-                    hlc.to_string(),
-                    // This file's own device: stored as NULL (migration 0006).
-                    None::<String>,
-                    entity.as_str(),
-                    &entity_id.as_bytes()[..],
-                    ChangeOp::Insert.as_str(),
-                    payload,
-                    None::<String>,
-                    now.millis()
-                ])?;
-            }
+                },
+            });
         }
+        let write_each = |tx: &Connection| -> StoreResult<()> {
+            for (record, change) in records.iter().zip(&changes) {
+                let written = (writer.one)(tx, record)
+                    .map_err(|e| already_exists(e, entity, &change.entity_id))?;
+                if written == 0 {
+                    return Err(StoreError::AlreadyExists {
+                        entity: entity.as_str(),
+                        id: change.entity_id.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        };
+        let mut tx = self.conn.transaction()?;
+        match writer.batch {
+            Some(batch) if records.len() > 1 => {
+                if batch(&tx, records)? != records.len() {
+                    // A record was already stored (or came twice): start over one record at a time, which
+                    // names the first such record in its error. Only this refusal pays for the second pass.
+                    drop(tx);
+                    tx = self.conn.transaction()?;
+                    write_each(&tx)?;
+                }
+            }
+            _ => write_each(&tx)?,
+        }
+        let row = OUTBOX_INSERT_ROW.replace("{entity}", entity.as_str());
+        let shape = multi_row::MultiRow {
+            head: OUTBOX_INSERT_HEAD,
+            row: &row,
+            tail: "",
+        };
+        multi_row::execute_rows(&tx, shape, &changes, |stmt, i, change| {
+            stmt.raw_bind_parameter(i, &change.change_id.0.as_bytes()[..])?;
+            stmt.raw_bind_parameter(i + 1, &change.hlc)?;
+            stmt.raw_bind_parameter(i + 2, &change.entity_id.as_bytes()[..])?;
+            stmt.raw_bind_parameter(i + 3, &change.payload)?;
+            stmt.raw_bind_parameter(i + 4, now.millis())?;
+            Ok(i + 5)
+        })?;
         persist_clock(&tx, clock.last())?;
         tx.commit()?;
         self.clock = clock;
@@ -199,13 +245,21 @@ impl TenantStore {
     }
 
     fn insert_mutable<R: MutableRecord>(&mut self, records: &[R]) -> StoreResult<Vec<ChangeId>> {
-        self.insert_records(R::ENTITY, records, R::record_id, |conn, record| {
-            if R::load(conn, &record.record_id())?.is_some() {
-                return Ok(0);
-            }
-            record.upsert(conn, &Default::default())?;
-            Ok(1)
-        })
+        self.insert_records(
+            R::ENTITY,
+            records,
+            R::record_id,
+            RecordWriter {
+                one: |conn, record| {
+                    if R::load(conn, &record.record_id())?.is_some() {
+                        return Ok(0);
+                    }
+                    record.upsert(conn, &Default::default())?;
+                    Ok(1)
+                },
+                batch: None,
+            },
+        )
     }
 
     /// Adds a storm.
@@ -239,7 +293,10 @@ impl TenantStore {
             Entity::JourneyTouch,
             touches,
             |t| t.id.0,
-            rows::insert_touch,
+            RecordWriter {
+                one: rows::insert_touch,
+                batch: Some(rows::insert_touches),
+            },
         )
     }
 
@@ -249,7 +306,10 @@ impl TenantStore {
             Entity::Outcome,
             std::slice::from_ref(outcome),
             |o| o.id.0,
-            rows::insert_outcome,
+            RecordWriter {
+                one: rows::insert_outcome,
+                batch: None,
+            },
         )?)
     }
 
@@ -259,7 +319,10 @@ impl TenantStore {
             Entity::PolicyDecision,
             std::slice::from_ref(decision),
             |d| d.id.0,
-            rows::insert_decision,
+            RecordWriter {
+                one: rows::insert_decision,
+                batch: None,
+            },
         )?)
     }
 

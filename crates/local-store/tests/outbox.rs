@@ -121,6 +121,56 @@ fn a_failed_write_leaves_neither_the_record_nor_its_change() {
     );
     assert_eq!(pending(&f.store), before + 1);
 
+    // The same through the multi-row statements of a large batch: an id already stored, and an id twice
+    // in the batch, each refuse the whole batch and name the record.
+    let batch: Vec<JourneyTouch> = (0..150)
+        .map(|i| {
+            touch(
+                &p,
+                UserId::generate(),
+                f.store.device_id(),
+                &format!("batch {i}"),
+            )
+        })
+        .collect();
+    for (at, dup) in [(100, existing.clone()), (140, batch[3].clone())] {
+        let mut with_dup = batch.clone();
+        with_dup[at] = dup.clone();
+        match f.store.add_touches(&with_dup).expect_err("duplicate id") {
+            StoreError::AlreadyExists { entity, id } => {
+                assert_eq!((entity, id), ("journey_touch", dup.id.to_string()));
+            }
+            other => panic!("expected already_exists, got {other:?}"),
+        }
+        assert_eq!(f.store.record_counts().expect("counts").touches, 1);
+        assert_eq!(pending(&f.store), before + 1);
+    }
+    let ids = f
+        .store
+        .add_touches(&batch)
+        .expect("the batch alone is fine");
+    assert_eq!(ids.len(), 150);
+    assert_eq!(f.store.record_counts().expect("counts").touches, 151);
+    assert_eq!(pending(&f.store), before + 151);
+    let queued = f.store.pending_changes(1_000).expect("pending");
+    let touch_changes: Vec<_> = queued
+        .iter()
+        .filter(|c| c.entity == Entity::JourneyTouch)
+        .collect();
+    assert_eq!(
+        touch_changes
+            .iter()
+            .skip(1)
+            .map(|c| c.entity_id)
+            .collect::<Vec<_>>(),
+        batch.iter().map(|t| t.id.0).collect::<Vec<_>>(),
+        "one change per touch, in the batch's order"
+    );
+    assert!(queued.windows(2).all(|w| w[0].hlc < w[1].hlc), "HLC order");
+    let payload: JourneyTouch =
+        serde_json::from_value(touch_changes[77].payload.clone()).expect("payload is the record");
+    assert_eq!(payload, batch[76]);
+
     // A duplicate external id within the storm is refused the same way.
     let mut twin = property(p.storm_id, 1, "other address");
     twin.external_id = p.external_id.clone();
@@ -131,7 +181,7 @@ fn a_failed_write_leaves_neither_the_record_nor_its_change() {
             .code(),
         "store.already_exists"
     );
-    assert_eq!(pending(&f.store), before + 1);
+    assert_eq!(pending(&f.store), before + 151);
 }
 
 #[test]

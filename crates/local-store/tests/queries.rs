@@ -280,6 +280,62 @@ fn the_timeline_merges_touches_outcomes_and_decisions_by_time() {
 }
 
 #[test]
+fn the_timeline_finds_a_propertys_touches_on_every_day_and_no_one_elses() {
+    // Touches are indexed by (UTC day, property) (migration 0009): the timeline walks every day.
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let p = property(s.id, 1, "1 Main St");
+    let other = property(s.id, 2, "2 Main St");
+    f.store.add_property(&p).expect("property");
+    f.store.add_property(&other).expect("property");
+    let user = UserId::generate();
+    const DAY: i64 = 86_400_000;
+    let mut touches = Vec::new();
+    for day in 0..40 {
+        for (property, n) in [(&p, day % 3), (&other, 2)] {
+            for k in 0..n {
+                let mut t = touch(
+                    property,
+                    user,
+                    f.store.device_id(),
+                    &format!("day {day} #{k}"),
+                );
+                // Across midnight too: the last minute of a day and the first of the next.
+                t.occurred_at = NOW.plus_millis(-day * DAY - k * (DAY / 2) - 60_000);
+                touches.push(t);
+            }
+        }
+    }
+    f.store.add_touches(&touches).expect("touches");
+    let mut expected: Vec<TouchId> = touches
+        .iter()
+        .filter(|t| t.property_id == p.id)
+        .map(|t| t.id)
+        .collect();
+    let mut found: Vec<TouchId> = f
+        .store
+        .timeline(p.id)
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| match e {
+            TimelineEntry::Touch(t) => Some(t.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 39, "40 days of 0, 1 or 2 touches");
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected);
+    assert!(
+        f.store
+            .timeline(property(s.id, 3, "nowhere").id)
+            .expect("timeline")
+            .is_empty()
+    );
+}
+
+#[test]
 fn a_crews_day_counts_touches_by_channel_and_result_per_user() {
     let mut f = tenant();
     let s = storm();

@@ -1,8 +1,6 @@
 CREATE INDEX assignments_by_property ON assignments (property_id, territory_id);
 
-CREATE INDEX journey_touches_by_property ON journey_touches (property_id);
-
-CREATE INDEX journey_touches_by_time ON journey_touches (occurred_at);
+CREATE INDEX journey_touches_by_day ON journey_touches (occurred_at / 86400000, property_id);
 
 CREATE INDEX outbox_by_record ON outbox (entity, entity_id);
 
