@@ -546,3 +546,96 @@ fn a_large_page_decoded_ahead_ends_as_small_pages_do() {
         "small pages end the same"
     );
 }
+
+/// The property list's external ids, best uplift first.
+fn ranked(store: &TenantStore) -> Vec<String> {
+    store
+        .ranked_properties(&PropertyQuery {
+            limit: 500,
+            ..PropertyQuery::default()
+        })
+        .expect("ranked")
+        .iter()
+        .map(|r| r.property.external_id.clone())
+        .collect()
+}
+
+fn has_rank_indexes(store: &TenantStore) -> bool {
+    let schema = store.schema_sql().expect("schema");
+    schema.contains("properties_ranked ON") && schema.contains("properties_ranked_all ON")
+}
+
+/// 120 properties and their scores, the scores in the opposite order to the properties.
+fn first_sync_page(s: &Storm) -> (Vec<PulledChange>, Vec<String>) {
+    let props: Vec<Property> = (0..120)
+        .map(|i| property(s.id, i, &format!("{i} Oak Ave")))
+        .collect();
+    let mut page: Vec<PulledChange> = props
+        .iter()
+        .map(|p| pulled_property(p, server_hlc(-1_000)))
+        .collect();
+    for (i, p) in props.iter().enumerate().rev() {
+        // Uplifts that do not follow the insert order: 7 × i mod 120.
+        let uplift = ((7 * i) % 120) as f64 / 1_000.0;
+        page.push(pulled(Entity::UpliftScore, p.id.0, &score(p, uplift)));
+    }
+    let mut best_first: Vec<(usize, String)> = props
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((7 * i) % 120, p.external_id.clone()))
+        .collect();
+    best_first.sort_by_key(|b| std::cmp::Reverse(b.0));
+    (page, best_first.into_iter().map(|(_, id)| id).collect())
+}
+
+#[test]
+fn a_first_sync_builds_the_rank_indexes_at_its_end_and_ranks_the_same_meanwhile() {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let fresh_schema = f.store.schema_sql().expect("schema");
+    let (page, best_first) = first_sync_page(&s);
+
+    f.store.set_long_pull(true).expect("long pull");
+    assert!(
+        !has_rank_indexes(&f.store),
+        "no property yet: built at the end"
+    );
+    let report = f.store.apply_pulled_page(&page, "c1", 1).expect("apply");
+    assert_eq!(report.applied, 240);
+    assert_eq!(ranked(&f.store), best_first, "ranked by sorting meanwhile");
+    f.store.set_long_pull(false).expect("end");
+    assert!(has_rank_indexes(&f.store));
+    assert_eq!(f.store.schema_sql().expect("schema"), fresh_schema);
+    assert_eq!(ranked(&f.store), best_first, "ranked through the index");
+
+    // A later long pull (the laptop holds properties) keeps them.
+    f.store.set_long_pull(true).expect("long pull");
+    assert!(has_rank_indexes(&f.store));
+    f.store.set_long_pull(false).expect("end");
+}
+
+#[test]
+fn a_first_sync_cut_short_gets_its_rank_indexes_back_when_the_file_is_opened() {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let fresh_schema = f.store.schema_sql().expect("schema");
+    let (page, best_first) = first_sync_page(&s);
+    f.store.set_long_pull(true).expect("long pull");
+    f.store.apply_pulled_page(&page, "c1", 1).expect("apply");
+    assert!(!has_rank_indexes(&f.store));
+    // The app is killed mid-pull: the store closes without leaving the mode.
+    drop(f.store);
+    let store = f
+        .data_dir
+        .open(
+            f.tenant_id,
+            Some(USER),
+            &local_store::Passphrase::new(PASSPHRASE),
+        )
+        .expect("reopen");
+    assert!(has_rank_indexes(&store));
+    assert_eq!(store.schema_sql().expect("schema"), fresh_schema);
+    assert_eq!(ranked(&store), best_first);
+}
