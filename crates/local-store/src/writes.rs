@@ -111,14 +111,19 @@ fn change_ids(rng: &SystemRandom, now: Timestamp, count: usize) -> StoreResult<V
     rng.fill(&mut random)
         .map_err(|_| StoreError::Crypto("the system random source failed"))?;
     let millis = u64::try_from(now.millis()).unwrap_or(0);
-    Ok(random
+    let mut ids: Vec<ChangeId> = random
         .chunks_exact(RANDOM_BYTES)
         .map(|chunk| {
             let mut bytes = [0u8; RANDOM_BYTES];
             bytes.copy_from_slice(chunk);
             ChangeId(uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid())
         })
-        .collect())
+        .collect();
+    // In ascending order, as UUIDv7's monotonic form allows within one millisecond: the outbox rows are
+    // appended in this order, so each id lands at the end of the `change_id` index instead of at a random
+    // place among the batch's others (a third of a 100,000-touch batch's outbox insert was that index).
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Turns a uniqueness violation into a typed "already exists".
