@@ -565,8 +565,14 @@ fn has_rank_indexes(store: &TenantStore) -> bool {
     schema.contains("properties_ranked ON") && schema.contains("properties_ranked_all ON")
 }
 
-/// 120 properties and their scores, the scores in the opposite order to the properties.
-fn first_sync_page(s: &Storm) -> (Vec<PulledChange>, Vec<String>) {
+/// A tenant halfway through its first sync: long-pull mode on, one page of 120 properties and their scores
+/// applied (the scores in the opposite order to the properties). Returns it with the schema of a fresh
+/// file and the properties' external ids, best uplift first.
+fn first_sync_half_done() -> (Fixture, String, Vec<String>) {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let fresh_schema = f.store.schema_sql().expect("schema");
     let props: Vec<Property> = (0..120)
         .map(|i| property(s.id, i, &format!("{i} Oak Ave")))
         .collect();
@@ -574,35 +580,35 @@ fn first_sync_page(s: &Storm) -> (Vec<PulledChange>, Vec<String>) {
         .iter()
         .map(|p| pulled_property(p, server_hlc(-1_000)))
         .collect();
+    // Uplifts that do not follow the insert order: 7 × i mod 120 (all different).
+    let uplift_rank = |i: usize| (7 * i) % 120;
     for (i, p) in props.iter().enumerate().rev() {
-        // Uplifts that do not follow the insert order: 7 × i mod 120.
-        let uplift = ((7 * i) % 120) as f64 / 1_000.0;
-        page.push(pulled(Entity::UpliftScore, p.id.0, &score(p, uplift)));
+        page.push(pulled(
+            Entity::UpliftScore,
+            p.id.0,
+            &score(p, uplift_rank(i) as f64 / 1_000.0),
+        ));
     }
     let mut best_first: Vec<(usize, String)> = props
         .iter()
         .enumerate()
-        .map(|(i, p)| ((7 * i) % 120, p.external_id.clone()))
+        .map(|(i, p)| (uplift_rank(i), p.external_id.clone()))
         .collect();
     best_first.sort_by_key(|b| std::cmp::Reverse(b.0));
-    (page, best_first.into_iter().map(|(_, id)| id).collect())
+    f.store.set_long_pull(true).expect("long pull");
+    let report = f.store.apply_pulled_page(&page, "c1", 1).expect("apply");
+    assert_eq!(report.applied, 240);
+    let best_first = best_first.into_iter().map(|(_, id)| id).collect();
+    (f, fresh_schema, best_first)
 }
 
 #[test]
 fn a_first_sync_builds_the_rank_indexes_at_its_end_and_ranks_the_same_meanwhile() {
-    let mut f = tenant();
-    let s = storm();
-    f.store.add_storm(&s).expect("storm");
-    let fresh_schema = f.store.schema_sql().expect("schema");
-    let (page, best_first) = first_sync_page(&s);
-
-    f.store.set_long_pull(true).expect("long pull");
+    let (mut f, fresh_schema, best_first) = first_sync_half_done();
     assert!(
         !has_rank_indexes(&f.store),
-        "no property yet: built at the end"
+        "no property before the pull: built at its end"
     );
-    let report = f.store.apply_pulled_page(&page, "c1", 1).expect("apply");
-    assert_eq!(report.applied, 240);
     assert_eq!(ranked(&f.store), best_first, "ranked by sorting meanwhile");
     f.store.set_long_pull(false).expect("end");
     assert!(has_rank_indexes(&f.store));
@@ -617,13 +623,7 @@ fn a_first_sync_builds_the_rank_indexes_at_its_end_and_ranks_the_same_meanwhile(
 
 #[test]
 fn a_first_sync_cut_short_gets_its_rank_indexes_back_when_the_file_is_opened() {
-    let mut f = tenant();
-    let s = storm();
-    f.store.add_storm(&s).expect("storm");
-    let fresh_schema = f.store.schema_sql().expect("schema");
-    let (page, best_first) = first_sync_page(&s);
-    f.store.set_long_pull(true).expect("long pull");
-    f.store.apply_pulled_page(&page, "c1", 1).expect("apply");
+    let (f, fresh_schema, best_first) = first_sync_half_done();
     assert!(!has_rank_indexes(&f.store));
     // The app is killed mid-pull: the store closes without leaving the mode.
     drop(f.store);
