@@ -1,6 +1,6 @@
 // Unit tests of CSV splitting and per-line validation of a property import.
 import { describe, expect, test } from 'vitest';
-import { parsePropertyCsv, splitCsv } from './mock-csv';
+import { parsePropertyCsv, snakeCase, splitCsv } from './mock-csv';
 
 let n = 0;
 const id = () => `id-${++n}`;
@@ -16,7 +16,24 @@ describe('splitCsv', () => {
   });
 });
 
+describe('snakeCase', () => {
+  test('reads header spellings and vocabulary values as the real import does', () => {
+    expect(snakeCase('\uFEFFExternal ID')).toBe('external_id');
+    expect(snakeCase('  Roof-Material ')).toBe('roof_material');
+    expect(snakeCase('home  value__cents')).toBe('home_value_cents');
+    expect(snakeCase('Asphalt Shingle')).toBe('asphalt_shingle');
+    expect(snakeCase('')).toBe('');
+  });
+});
+
 describe('parsePropertyCsv', () => {
+  test('headers from a spreadsheet (BOM, capitals, spaces, hyphens) name the same columns', () => {
+    const text = '\uFEFFExternal ID,Address,Latitude,Longitude,Roof-Material,Status\r\nC-1,1 Oak St,35.1,-97.1,Metal,In Progress\r\n';
+    const { properties, errors } = parsePropertyCsv(text, 's1', id);
+    expect(errors).toEqual([]);
+    expect(properties[0]).toMatchObject({ external_id: 'C-1', roof_material: 'metal', status: 'in_progress' });
+  });
+
   const header = 'external_id,address,latitude,longitude,roof_material,home_value_cents,status';
   test('valid rows become properties', () => {
     const { properties, errors } = parsePropertyCsv(`${header}\nA-1,"1 Fine St, Norman, OK",35.2,-97.4,metal,25000000,new\nA-2,2 Elm St,35.3,-97.5,,,`, 's1', id);

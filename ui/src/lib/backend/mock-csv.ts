@@ -56,6 +56,16 @@ export function splitCsv(text: string): { line: number; cells: string[] }[] {
   return rows;
 }
 
+/**
+ * The snake_case form of a header cell or a vocabulary value, as the real import (crate property-csv)
+ * reads them: trimmed, Excel's byte-order mark dropped, lower case, each run of spaces, hyphens or
+ * underscores one `_` — so `External ID` names `external_id` and `Asphalt Shingle` is `asphalt_shingle`.
+ */
+export function snakeCase(text: string): string {
+  const words = text.trim().replace(/^\uFEFF/, '').trim().split(/[\s_-]+/).filter((w) => w !== '');
+  return words.join('_').toLowerCase();
+}
+
 function num(text: string): number | null {
   if (text === '') return null;
   const n = Number(text);
@@ -72,7 +82,7 @@ export function parsePropertyCsv(
   const rows = splitCsv(text);
   const errors: ImportLineError[] = [];
   if (rows.length === 0) return { properties: [], errors: [{ line: 1, field: 'header', message: 'the file is empty; the first line names the columns' }] };
-  const header = rows[0].cells.map((h) => h.trim().toLowerCase());
+  const header = rows[0].cells.map(snakeCase);
   const known = new Set<string>([...REQUIRED_COLUMNS, ...OPTIONAL_COLUMNS]);
   for (const h of header) if (!known.has(h)) errors.push({ line: rows[0].line, field: h || '(blank)', message: `unknown column '${h}'` });
   for (const r of REQUIRED_COLUMNS) if (!header.includes(r)) errors.push({ line: rows[0].line, field: r, message: `missing required column '${r}'` });
@@ -112,9 +122,9 @@ export function parsePropertyCsv(
     const hail = optNum('hail_size_in', 0, 10);
     const dist = optNum('distance_to_core_km', 0, 5000);
     const claims = optNum('prior_claims', 0, 1000);
-    const material = get('roof_material');
+    const material = snakeCase(get('roof_material'));
     if (material && !ROOF_MATERIALS.includes(material as RoofMaterial)) err('roof_material', `unknown roof_material '${material}'`);
-    const status = get('status') || 'new';
+    const status = snakeCase(get('status')) || 'new';
     if (!PROPERTY_STATUSES.includes(status as PropertyStatus)) err('status', `unknown status '${status}'`);
     const email = get('owner_email');
     if (email && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) err('owner_email', `'${email}' is not an email address`);
