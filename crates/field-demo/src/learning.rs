@@ -1,17 +1,27 @@
 //! The demo's learning loop: the office creates the storm's experiment over the admin route, pushes the
-//! storm's outcomes, the server trains, the laptops pull scores with their provenance, one laptop decides
-//! treat/hold offline with the policy, and the experiment summary shows the lift with its 95 % CI.
+//! storm's outcomes, the server trains, the office sets the storm's policy mode on the server, the laptops
+//! pull scores with their provenance and the office's mode, one laptop decides treat/hold offline with the
+//! policy in the office's mode (it names none itself), and the experiment summary shows the lift with its
+//! 95 % CI.
 
 use anyhow::{Context, bail};
+use desktop_core::policy::{DEFAULT_MODE, ModeSource};
 use domain::*;
 use sync_client::SyncClient;
+use sync_protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 use uplift::experiment::{arm_for, assignment_draw};
+use uplift::policy::PolicyConfig;
 use uplift::synthetic::SyntheticStorm;
 
 use crate::laptop::Laptop;
 use crate::step;
 
 const TREATMENT_SHARE: f64 = 0.5;
+/// The mode the office sets for the storm: not the product's default (moderate), so the crew chief's
+/// decision visibly follows the office. Conservative treats the top 10 % of the treatment arm, well within
+/// the crew's capacity, so the mode (not the capacity) is what decides how many get a visit.
+const OFFICE_MODE: PolicyMode = PolicyMode::Conservative;
+const CAPACITY: usize = 400;
 
 /// The outcome of property `i` under the arm the server assigned: the synthetic storm's observed outcome
 /// when the arms agree, else a seeded draw from the storm's ground truth under the server's arm.
@@ -30,6 +40,33 @@ fn converted(synthetic: &SyntheticStorm, i: usize, arm: Arm) -> bool {
 
 fn number(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Sets the storm's policy mode on the server as the office: `PUT /v1/admin/storms/{storm}/policy`
+/// (admins only). The server writes the mode and a tenant-wide `storm_policy` feed row together, so every
+/// laptop of the tenant pulls it in its next sync.
+async fn set_storm_policy(
+    office: &Laptop,
+    storm: StormId,
+    mode: PolicyMode,
+) -> anyhow::Result<serde_json::Value> {
+    let response = reqwest::Client::new()
+        .put(format!(
+            "http://{}/v1/admin/storms/{storm}/policy",
+            office.server
+        ))
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .bearer_auth(office.access_token())
+        .json(&serde_json::json!({ "mode": mode.as_str() }))
+        .send()
+        .await
+        .context("setting the storm's policy mode")?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("setting the storm's policy mode: {status}: {body}");
+    }
+    serde_json::from_str(&body).context("decoding the storm's policy")
 }
 
 /// Steps 8 to 11 of the demo.
@@ -99,7 +136,14 @@ pub async fn run(
         summary["scored"]
     );
 
-    step("10. The laptops pull the new scores; the crew chief's laptop decides offline");
+    step(
+        "10. The office sets the storm's policy mode; the laptops pull it with the new scores; the crew chief's laptop decides offline",
+    );
+    let policy = set_storm_policy(office, storm, OFFICE_MODE).await?;
+    println!(
+        "   office set the storm's policy mode to {} on the server (the product default is {DEFAULT_MODE})",
+        policy["mode"].as_str().unwrap_or("?")
+    );
     for laptop in laptops {
         laptop.engine.sync_once().await?;
         let scored = laptop
@@ -111,12 +155,20 @@ pub async fn run(
             .map(|(s, _)| s.model_version.clone())
             .collect();
         let watermark = scored.first().map_or(0, |(s, _)| s.data_watermark);
+        let synced = laptop
+            .engine
+            .with_store(move |s| s.storm_policy(storm))
+            .await?;
         println!(
-            "   {:<22} {} properties scored, model {}, data watermark {watermark}",
+            "   {:<22} {} properties scored, model {}, data watermark {watermark}, policy mode {}",
             laptop.name,
             scored.len(),
-            versions.into_iter().collect::<Vec<_>>().join(", ")
+            versions.into_iter().collect::<Vec<_>>().join(", "),
+            synced.as_ref().map_or("none", |p| p.mode.as_str())
         );
+        if synced.map(|p| p.mode) != Some(OFFICE_MODE) {
+            bail!("{} did not pull the office's policy mode", laptop.name);
+        }
     }
     let chief = laptops
         .iter()
@@ -124,19 +176,30 @@ pub async fn run(
         .context("no crew chief laptop")?;
     chief.go_offline();
     let user = chief.user_id;
-    let decisions = chief
+    // No mode named here: the laptop decides in the office's mode for the storm, as last synced.
+    let offline = chief
         .engine
         .with_store(move |s| {
             Ok(desktop_core::policy::decide_offline(
                 s,
                 storm,
-                Some(PolicyMode::Moderate),
-                Some(400),
+                None,
+                Some(CAPACITY),
                 user,
             ))
         })
-        .await??
-        .decisions;
+        .await??;
+    let (used, decisions) = (offline.mode, offline.decisions);
+    if used.source != ModeSource::Office || used.mode != OFFICE_MODE {
+        bail!(
+            "the offline decision used mode {} ({}), not the office's {OFFICE_MODE}",
+            used.mode,
+            used.source.as_str()
+        );
+    }
+    if let Some(d) = decisions.iter().find(|d| d.mode != used.mode) {
+        bail!("decision {} was made in mode {}", d.id, d.mode);
+    }
     let arms = chief
         .engine
         .with_store(move |s| s.scored_arms(storm))
@@ -154,8 +217,19 @@ pub async fn run(
         .iter()
         .filter(|d| control.contains(&d.property_id) && d.decision == Decision::Hold)
         .count();
+    let source = match used.source {
+        ModeSource::Office => "set by the office, synced",
+        ModeSource::Caller => "named by the caller",
+        ModeSource::Default => "the default",
+    };
     println!(
-        "   offline, moderate mode, capacity 400: treat {treat}, hold {}; all {control_held} of {} control-arm properties held",
+        "   offline, no mode named: mode {} ({source}): at most the top {:.0}% of the {} treatment-arm properties, capacity {CAPACITY}",
+        used.mode,
+        100.0 * PolicyConfig::default().share(used.mode),
+        arms.len() - control.len()
+    );
+    println!(
+        "   treat {treat}, hold {}; all {control_held} of {} control-arm properties held",
         decisions.len() - treat,
         control.len()
     );
