@@ -25,7 +25,10 @@ async fn a_row_committed_late_by_an_older_transaction_is_held_back_then_delivere
     let h = setup().await;
     let t = provision(&h, "acme", 2).await;
     let admin = t.scope(Role::Admin);
-    let (_, start, _) = pull_until(&h, &t, &admin, None, 0).await;
+    let (_, start, _) = pull_until(&h, &t, &admin, None, "the provisioned rows", |rows| {
+        t.provisioned(rows)
+    })
+    .await;
 
     // The older transaction writes first (smaller txid) and stays open.
     let early = t.touch(0, "early");
@@ -61,7 +64,10 @@ async fn a_row_committed_late_by_an_older_transaction_is_held_back_then_delivere
     held.commit().await.unwrap();
 
     // After the commit both arrive, the older first.
-    let (changes, _, _) = pull_until(&h, &t, &admin, Some(cursor), 2).await;
+    let (changes, _, _) = pull_until(&h, &t, &admin, Some(cursor), "both touches", |rows| {
+        has(rows, Entity::JourneyTouch, early.id.0) && has(rows, Entity::JourneyTouch, late.id.0)
+    })
+    .await;
     let touches = ids_of(&changes, Entity::JourneyTouch);
     assert_eq!(touches, vec![early.id.0, late.id.0]);
     h.teardown().await;
@@ -78,7 +84,10 @@ async fn concurrent_writers_and_a_reader_never_lose_or_repeat_a_row() {
     );
     let t = Arc::new(provision(&h, "acme", 10).await);
     let admin = t.scope(Role::Admin);
-    let (_, start, _) = pull_until(&h, &t, &admin, None, 0).await;
+    let (_, start, _) = pull_until(&h, &t, &admin, None, "the provisioned rows", |rows| {
+        t.provisioned(rows)
+    })
+    .await;
 
     let mut writers = Vec::new();
     for w in 0..6 {
@@ -134,8 +143,22 @@ async fn concurrent_writers_and_a_reader_never_lose_or_repeat_a_row() {
         committed.extend(w.await.unwrap());
     }
     let (mut seen, cursor) = reader.await.unwrap();
-    let remaining = committed.len().saturating_sub(seen.len());
-    let (rest, _, _) = pull_until(&h, &t, &admin, Some(cursor), remaining).await;
+    let (rest, _, _) = pull_until(
+        &h,
+        &t,
+        &admin,
+        Some(cursor),
+        "every committed touch not yet seen",
+        |rows| {
+            let got: HashSet<_> = seen
+                .iter()
+                .copied()
+                .chain(ids_of(rows, Entity::JourneyTouch))
+                .collect();
+            committed.is_subset(&got)
+        },
+    )
+    .await;
     seen.extend(ids_of(&rest, Entity::JourneyTouch));
     let unique: HashSet<_> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "a row was delivered twice");
@@ -209,8 +232,21 @@ async fn scopes_follow_crews_and_users_and_tombstones_reach_the_crew() {
     tx.upsert_uplift_scores(&[score], NOW).await.unwrap();
     tx.commit().await.unwrap();
 
-    let (field_rows, field_cursor, _) =
-        pull_until(&h, &t, &t.scope(Role::FieldUser), None, 1 + 3 + 1 + 2 + 1).await;
+    let (field_rows, field_cursor, _) = pull_until(
+        &h,
+        &t,
+        &t.scope(Role::FieldUser),
+        None,
+        "the provisioned rows, the crew's territory, the crew's and the user's assignments and the score",
+        |rows| {
+            t.provisioned(rows)
+                && has(rows, Entity::Territory, territory_a.id.0)
+                && has(rows, Entity::Assignment, to_crew_a.id.0)
+                && has(rows, Entity::Assignment, to_field_user.id.0)
+                && has(rows, Entity::UpliftScore, t.properties[0].0)
+        },
+    )
+    .await;
     let assignments = ids_of(&field_rows, Entity::Assignment);
     assert!(
         assignments.contains(&to_crew_a.id.0),
@@ -243,15 +279,39 @@ async fn scopes_follow_crews_and_users_and_tombstones_reach_the_crew() {
             .as_ref()
             .is_some_and(|c| c.contains_key("status"))
     );
-    let (admin_rows, _, _) =
-        pull_until(&h, &t, &t.scope(Role::Admin), None, 1 + 3 + 2 + 3 + 1).await;
+    let (admin_rows, _, _) = pull_until(
+        &h,
+        &t,
+        &t.scope(Role::Admin),
+        None,
+        "all three assignments",
+        |rows| {
+            [&to_crew_a, &to_crew_b, &to_field_user]
+                .iter()
+                .all(|a| has(rows, Entity::Assignment, a.id.0))
+        },
+    )
+    .await;
     assert_eq!(ids_of(&admin_rows, Entity::Assignment).len(), 3);
 
     // Tombstones reach the crew that held the row.
     let mut tx = h.app.begin_tenant(t.id).await.unwrap();
     assert_eq!(tx.delete_assignments(&[to_crew_a.id]).await.unwrap(), 1);
     tx.commit().await.unwrap();
-    let (rows, _, _) = pull_until(&h, &t, &t.scope(Role::FieldUser), Some(field_cursor), 1).await;
+    let (rows, _, _) = pull_until(
+        &h,
+        &t,
+        &t.scope(Role::FieldUser),
+        Some(field_cursor),
+        "the tombstone of the crew's assignment",
+        |rows| {
+            rows.iter().any(|c| {
+                (c.entity, c.op, c.entity_id)
+                    == (Entity::Assignment, ChangeOp::Delete, to_crew_a.id.0)
+            })
+        },
+    )
+    .await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].entity, rows[0].op, rows[0].entity_id),
@@ -266,7 +326,15 @@ async fn pushed_records_come_back_with_a_watermark_and_bad_cursors_are_refused()
     let t = provision(&h, "acme", 1).await;
     let touch = t.touch(0, "hello");
     push(&h, &t, Role::FieldUser, &[t.touch_change(&touch)]).await;
-    let (rows, cursor, last) = pull_until(&h, &t, &t.scope(Role::Viewer), None, 3).await;
+    let (rows, cursor, last) = pull_until(
+        &h,
+        &t,
+        &t.scope(Role::Viewer),
+        None,
+        "the provisioned rows and the pushed touch",
+        |rows| t.provisioned(rows) && has(rows, Entity::JourneyTouch, touch.id.0),
+    )
+    .await;
     let pulled = rows
         .iter()
         .find(|c| c.entity == Entity::JourneyTouch)

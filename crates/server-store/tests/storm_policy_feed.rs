@@ -42,23 +42,11 @@ async fn set_policy(h: &Harness, t: &Tenant1, mode: PolicyMode, at: Timestamp) {
     tx.commit().await.unwrap();
 }
 
-/// Pulls from `cursor` until at least `n` storm-policy rows have arrived: other tests' transactions
-/// anywhere in the cluster can hold the newest feed rows back for a poll, so a row count alone (the
-/// tenant's other rows) does not say the policy is there. Bounded by `pull_until`'s own retries.
-async fn pull_until_policies(
-    h: &Harness,
-    t: &Tenant1,
-    scope: &PullScope,
-    cursor: Option<String>,
-    n: usize,
-) -> Vec<PulledChange> {
-    let mut rows = pull_until(h, t, scope, cursor.clone(), 0).await.0;
-    while policies(&rows).len() < n {
-        rows = pull_until(h, t, scope, cursor.clone(), rows.len() + 1)
-            .await
-            .0;
-    }
-    rows
+/// Whether `rows` hold a storm-policy row of `storm` set at `at` (the row one setting fed).
+fn has_policy(rows: &[PulledChange], storm: StormId, at: Timestamp) -> bool {
+    policies(rows)
+        .iter()
+        .any(|p| p.storm_id == storm && p.updated_at == at)
 }
 
 #[tokio::test]
@@ -69,11 +57,27 @@ async fn setting_the_policy_feeds_every_role_of_the_tenant_and_no_other_tenant()
     // Where each puller stands before the office sets anything.
     let mut cursors = Vec::new();
     for role in ROLES {
-        let (before, cursor, _) = pull_until(&h, &a, &a.scope(role), None, 0).await;
+        let (before, cursor, _) = pull_until(
+            &h,
+            &a,
+            &a.scope(role),
+            None,
+            "the provisioned rows",
+            |rows| a.provisioned(rows),
+        )
+        .await;
         assert!(policies(&before).is_empty(), "{role}: no policy yet");
         cursors.push((role, cursor));
     }
-    let (_, b_cursor, _) = pull_until(&h, &b, &b.scope(Role::Admin), None, 0).await;
+    let (_, b_cursor, _) = pull_until(
+        &h,
+        &b,
+        &b.scope(Role::Admin),
+        None,
+        "the provisioned rows",
+        |rows| b.provisioned(rows),
+    )
+    .await;
 
     set_policy(&h, &a, PolicyMode::Aggressive, NOW).await;
     let expected = StormPolicy {
@@ -83,7 +87,15 @@ async fn setting_the_policy_feeds_every_role_of_the_tenant_and_no_other_tenant()
         updated_by: Some(a.admin),
     };
     for (role, cursor) in &cursors {
-        let rows = pull_until_policies(&h, &a, &a.scope(*role), Some(cursor.clone()), 1).await;
+        let (rows, _, _) = pull_until(
+            &h,
+            &a,
+            &a.scope(*role),
+            Some(cursor.clone()),
+            "the storm's policy row",
+            |rows| has(rows, Entity::StormPolicy, a.storm.0),
+        )
+        .await;
         assert_eq!(policies(&rows), vec![expected.clone()], "{role}");
     }
 
@@ -109,7 +121,15 @@ async fn setting_the_policy_feeds_every_role_of_the_tenant_and_no_other_tenant()
 
     // A change replaces it: a later pull carries the new mode (and the first sync sees both, in order).
     set_policy(&h, &a, PolicyMode::Conservative, Timestamp(NOW.0 + 1)).await;
-    let all = pull_until_policies(&h, &a, &a.scope(Role::FieldUser), None, 2).await;
+    let (all, _, _) = pull_until(
+        &h,
+        &a,
+        &a.scope(Role::FieldUser),
+        None,
+        "both policy rows of the storm (set at NOW and NOW + 1)",
+        |rows| has_policy(rows, a.storm, NOW) && has_policy(rows, a.storm, Timestamp(NOW.0 + 1)),
+    )
+    .await;
     let modes: Vec<PolicyMode> = policies(&all).iter().map(|p| p.mode).collect();
     assert_eq!(
         modes,
@@ -124,13 +144,28 @@ async fn protocol_one_clients_are_not_sent_the_policy_and_laptops_cannot_push_it
     let t = provision(&h, "acme", 2).await;
     set_policy(&h, &t, PolicyMode::Aggressive, NOW).await;
     let current = t.scope(Role::FieldUser);
-    let rows = pull_until_policies(&h, &t, &current, None, 1).await;
+    let (rows, _, _) = pull_until(&h, &t, &current, None, "the storm's policy row", |rows| {
+        has(rows, Entity::StormPolicy, t.storm.0)
+    })
+    .await;
     assert_eq!(policies(&rows).len(), 1);
     let old = PullScope {
         protocol: 1,
         ..current
     };
-    let (rows_v1, _, _) = pull_until(&h, &t, &old, None, rows.len() - 1).await;
+    let (rows_v1, _, _) = pull_until(
+        &h,
+        &t,
+        &old,
+        None,
+        "every row a current client pulled but the policy",
+        |v1| {
+            rows.iter()
+                .filter(|c| c.entity != Entity::StormPolicy)
+                .all(|c| has(v1, c.entity, c.entity_id))
+        },
+    )
+    .await;
     assert!(policies(&rows_v1).is_empty(), "protocol 1 cannot decode it");
     // Everything else is the same feed.
     assert_eq!(rows_v1.len(), rows.len() - 1);
@@ -188,7 +223,15 @@ async fn the_migration_backfills_a_feed_row_for_every_policy_set_before_it() {
     tx.commit().await.unwrap();
 
     for (t, mode) in [(&a, PolicyMode::Aggressive), (&b, PolicyMode::Conservative)] {
-        let rows = pull_until_policies(&h, t, &t.scope(Role::FieldUser), None, 1).await;
+        let (rows, _, _) = pull_until(
+            &h,
+            t,
+            &t.scope(Role::FieldUser),
+            None,
+            "the storm's backfilled policy row",
+            |rows| has(rows, Entity::StormPolicy, t.storm.0),
+        )
+        .await;
         let got = policies(&rows);
         assert_eq!(
             got.len(),

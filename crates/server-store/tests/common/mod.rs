@@ -354,31 +354,81 @@ pub async fn count(tx: &mut TenantTx, table: &str) -> i64 {
         .unwrap()
 }
 
-/// Pulls every page until the feed is drained. Other tests' transactions anywhere in the cluster can
-/// hold the horizon back for a moment; a puller just pulls again, so this retries until `expect` rows
-/// have arrived (bounded), without asserting on time.
+/// How long `pull_until` keeps pulling before it fails: far longer than another test holds a
+/// transaction open, so only a row that never comes reaches it.
+pub const PULL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Pulls every page from `cursor` until the feed is drained and `done` holds for all rows pulled so
+/// far; returns them, the cursor after them and the last page. The feed releases only rows below the
+/// oldest transaction open anywhere in the cluster, so another test's open transaction can hold a
+/// wanted row back for a moment while the tenant's other rows arrive: `done` names the rows a test
+/// needs (by entity and id), never a row count. A puller just pulls again; bounded by
+/// `PULL_DEADLINE`, without asserting on time. `awaited` says what `done` waits for, for the failure
+/// message.
 pub async fn pull_until(
     h: &Harness,
     t: &Tenant1,
     scope: &PullScope,
     cursor: Option<String>,
-    expect: usize,
+    awaited: &str,
+    done: impl Fn(&[PulledChange]) -> bool,
 ) -> (Vec<PulledChange>, String, PullPage) {
+    let deadline = tokio::time::Instant::now() + PULL_DEADLINE;
     let mut cursor = cursor;
     let mut all = Vec::new();
-    for _ in 0..2_000 {
+    loop {
         let mut tx = h.app.begin_tenant(t.id).await.unwrap();
         let page = tx.pull(scope, cursor.as_deref(), 500).await.unwrap();
         tx.commit().await.unwrap();
         all.extend(page.changes.iter().cloned());
         cursor = Some(page.next_cursor.clone());
-        if !page.has_more && all.len() >= expect {
+        if !page.has_more && done(&all) {
             let c = page.next_cursor.clone();
             return (all, c, page);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "the feed never delivered {awaited} within {PULL_DEADLINE:?} ({:?} pulling as {:?}); \
+                 got {} rows: {}",
+                t.slug,
+                scope.role,
+                all.len(),
+                describe(&all)
+            );
         }
         if !page.has_more {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
-    panic!("the feed never delivered {expect} rows; got {}", all.len());
+}
+
+/// Pulled rows as `entity op id`, for failure messages (the first 40, then how many more).
+pub fn describe(rows: &[PulledChange]) -> String {
+    const SHOWN: usize = 40;
+    let mut out: Vec<String> = rows
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("{} {} {}", c.entity.as_str(), c.op.as_str(), c.entity_id))
+        .collect();
+    if rows.len() > SHOWN {
+        out.push(format!("... and {} more", rows.len() - SHOWN));
+    }
+    format!("[{}]", out.join(", "))
+}
+
+/// Whether `rows` hold a row of `entity` with id `id` (any op).
+pub fn has(rows: &[PulledChange], entity: Entity, id: uuid::Uuid) -> bool {
+    rows.iter().any(|c| c.entity == entity && c.entity_id == id)
+}
+
+impl Tenant1 {
+    /// Whether `rows` hold what `provision` wrote to the feed that every role pulls (tenant-wide
+    /// reference data): the storm and each property.
+    pub fn provisioned(&self, rows: &[PulledChange]) -> bool {
+        has(rows, Entity::Storm, self.storm.0)
+            && self
+                .properties
+                .iter()
+                .all(|p| has(rows, Entity::Property, p.0))
+    }
 }
