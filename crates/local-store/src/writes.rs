@@ -160,11 +160,12 @@ const OUTBOX_INSERT_HEAD: &str = "INSERT INTO outbox (change_id, hlc, device_id,
 const OUTBOX_INSERT_ROW: &str = "(?, ?, NULL, '{entity}', ?, 'insert', ?, NULL, 'pending', ?)";
 
 /// One insert change's outbox row, before it is written.
-struct InsertChange<'a> {
+struct InsertChange<'a, R> {
     change_id: &'a ChangeId,
     hlc: String,
     entity_id: Uuid,
-    payload: Option<String>,
+    /// The record, for a payload (`None`: an append-only record, whose row is referred to instead).
+    record: Option<&'a R>,
 }
 
 impl TenantStore {
@@ -193,14 +194,7 @@ impl TenantStore {
                 change_id,
                 hlc: clock.tick(now.millis().max(0) as u64)?.to_string(),
                 entity_id: id_of(record),
-                payload: if by_reference {
-                    None
-                } else {
-                    Some(
-                        serde_json::to_string(record)
-                            .map_err(|e| StoreError::Decode(e.to_string()))?,
-                    )
-                },
+                record: (!by_reference).then_some(record),
             });
         }
         let write_each = |tx: &Connection| -> StoreResult<()> {
@@ -239,7 +233,13 @@ impl TenantStore {
             stmt.raw_bind_parameter(i, &change.change_id.0.as_bytes()[..])?;
             stmt.raw_bind_parameter(i + 1, &change.hlc)?;
             stmt.raw_bind_parameter(i + 2, &change.entity_id.as_bytes()[..])?;
-            stmt.raw_bind_parameter(i + 3, &change.payload)?;
+            // Serialised as its row is bound, so a 200,000-property import never holds every payload.
+            let payload = change
+                .record
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            stmt.raw_bind_parameter(i + 3, payload)?;
             stmt.raw_bind_parameter(i + 4, now.millis())?;
             Ok(i + 5)
         })?;
