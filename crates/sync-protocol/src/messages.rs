@@ -220,3 +220,33 @@ pub struct DeviceHealthReport {
     pub devices: Vec<DeviceSyncHealth>,
     pub at: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A number spelled unlike serde_json's own output (here 1.79e104 written out in full, as a spreadsheet
+    /// or another JSON writer may) must decode to the value that re-encodes and decodes to itself: a
+    /// change's payload crosses the wire several times (laptop, server, other laptops), and a field that
+    /// drifts by one unit in its last place would never converge. Found by the `push_request` fuzz target
+    /// (fuzz/corpus/push_request/float_long_spelling.json); the workspace's serde_json parses floats with
+    /// correct rounding (`float_roundtrip`).
+    #[test]
+    fn a_pushed_number_keeps_its_value_whatever_its_spelling() {
+        let long = format!("1790{}.00", "0".repeat(101));
+        let body = format!(
+            r#"{{"changes":[{{"id":"01924c5e-7b1a-7cc0-8a00-000000000001","hlc":"1790000000000-00000-0000000000020001",
+               "device_id":"01923c5e-7b1a-7cc0-8a00-0000000000d1","entity":"journey_touch",
+               "entity_id":"01923c5e-7b1a-7cc0-8a00-0000000000a1","op":"insert","payload":{{"latitude":{long}}}}}]}}"#
+        );
+        let request: PushRequest = serde_json::from_str(&body).expect("decodes");
+        let again: PushRequest =
+            serde_json::from_slice(&serde_json::to_vec(&request).expect("encodes"))
+                .expect("decodes");
+        assert_eq!(request.changes, again.changes);
+        assert_eq!(
+            request.changes[0].payload["latitude"].as_f64(),
+            Some(1.79e104)
+        );
+    }
+}
