@@ -110,7 +110,8 @@ fn rate(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
 }
 
-fn touches(
+/// The 100,000 touches the insert benchmark logs (also `examples/insert_profile.rs`'s), on 2,000 properties.
+pub fn touches(
     storm: StormId,
     user: UserId,
     device: DeviceId,
@@ -137,7 +138,7 @@ fn touches(
 }
 
 /// CPU time of the calling thread (Linux `/proc/thread-self/schedstat`); `None` elsewhere.
-fn thread_cpu_time() -> Option<Duration> {
+pub fn thread_cpu_time() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     Some(Duration::from_nanos(
         text.split_whitespace().next()?.parse().ok()?,
@@ -700,7 +701,7 @@ pub fn run() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "- Not changed, on purpose: the KDF and HMAC settings (SQLCipher 4 defaults, so the stock shell opens the file with `PRAGMA key = \"x'<recovery key>'\";`); the checkpoint SQLite runs when a commit leaves more than 1,000 pages in the WAL (it is inside the timed call; measured with and without it (`NO_CHECKPOINT=1` on the `insert_profile` example), a one-transaction insert takes the same time within the noise, so it stays where SQLite puts it)."
+        "- Not changed, on purpose: the KDF and HMAC settings (SQLCipher 4 defaults, so the stock shell opens the file with `PRAGMA key = \"x'<recovery key>'\";`); the checkpoint SQLite runs when a commit leaves more than 1,000 pages in the WAL (it is inside the timed call; measured with and without it (`NO_CHECKPOINT=1` on the `insert_profile` example of `benchmarks`), a one-transaction insert takes the same time within the noise, so it stays where SQLite puts it)."
     )?;
     writeln!(
         out,

@@ -109,7 +109,8 @@ async fn provision(
     })
 }
 
-fn storm(now: Timestamp) -> Storm {
+/// The storm a sync benchmark (and `examples/pull_apply_profile.rs`) writes its properties into.
+pub fn storm(now: Timestamp) -> Storm {
     Storm {
         id: StormId::generate(),
         event_id: "NWS-BENCH".into(),
@@ -123,7 +124,8 @@ fn storm(now: Timestamp) -> Storm {
     }
 }
 
-fn property(storm: StormId, n: usize) -> Property {
+/// The `n`th property of a sync benchmark's storm (also `examples/pull_apply_profile.rs`'s).
+pub fn property(storm: StormId, n: usize) -> Property {
     Property {
         id: PropertyId::generate(),
         storm_id: storm,
@@ -638,7 +640,7 @@ async fn run_async() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "\nHow a first sync's pages are applied, and why (profiled with `perf record` on `cargo run --release -p local-store --example pull_apply_profile`, the same 400,000 records without server or network): most of a page's apply is SQLite's own work — descents into the property table's four indexes, the rank update each score makes on its property's row, and each page's commit writing and encrypting its log frames; turning the JSON into typed records was under a tenth of it. Each page is still ONE local transaction with its cursor, applied in order, and a record already on the laptop or with pending local writes still takes the per-field merge. Within that: the page's properties and scores are decoded (and a property's clocks turned into their stored, grouped text) on a second thread just ahead of the thread writing them, since the laptop has two cores and the writer is the bottleneck; and clocks sent one per field, all the same clock on a record written in one go, are parsed once per record instead of once per field."
+        "\nHow a first sync's pages are applied, and why (profiled with `perf record` on `cargo run --release -p benchmarks --example pull_apply_profile`, the same 400,000 records without server or network): most of a page's apply is SQLite's own work — descents into the property table's four indexes, the rank update each score makes on its property's row, and each page's commit writing and encrypting its log frames; turning the JSON into typed records was under a tenth of it. Each page is still ONE local transaction with its cursor, applied in order, and a record already on the laptop or with pending local writes still takes the per-field merge. Within that: the page's properties and scores are decoded (and a property's clocks turned into their stored, grouped text) on a second thread just ahead of the thread writing them, since the laptop has two cores and the writer is the bottleneck; and clocks sent one per field, all the same clock on a record written in one go, are parsed once per record instead of once per field."
     )?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     writeln!(

@@ -3,7 +3,7 @@
 //! (each server transaction of 10,000 properties and their 10,000 scores, ordered by random change id), each record the JSON text
 //! PostgreSQL's `jsonb` prints — applied with `apply_pulled_text` into a fresh SQLCipher file in the
 //! long-pull mode, printing wall and thread CPU time. No server or network, so it runs under `perf record`:
-//! `cargo run --release -p local-store --example pull_apply_profile -- [properties] [runs] [sorted]`.
+//! `cargo run --release -p benchmarks --example pull_apply_profile -- [properties] [runs] [sorted]`.
 
 use std::time::{Duration, Instant};
 
@@ -13,13 +13,7 @@ use sync_protocol::{ChangeOp, Entity};
 use uuid::Uuid;
 
 fn cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(
-        text.split_whitespace()
-            .next()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0),
-    )
+    benchmarks::store::thread_cpu_time().unwrap_or_default()
 }
 
 /// `serde_json` text in the shape `jsonb::text` prints: a space after every `:` and `,`.
@@ -57,17 +51,7 @@ fn feed(n: usize, shuffled: bool) -> Vec<Row> {
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let now = Timestamp::now();
     let hlc = Hlc::new(now.millis() as u64 - 60_000, 0, 0);
-    let storm = Storm {
-        id: StormId::generate(),
-        event_id: "NWS-BENCH".into(),
-        name: "Bench hail".into(),
-        started_at: now.plus_millis(-86_400_000),
-        ended_at: None,
-        hail_size_in: 2.0,
-        wind_mph: 60.0,
-        affected_area: "Norman, OK".into(),
-        status: StormStatus::Active,
-    };
+    let storm = benchmarks::sync::storm(now);
     let clocks_of = |record: &serde_json::Value| -> String {
         let map: serde_json::Map<String, serde_json::Value> = record
             .as_object()
@@ -88,25 +72,7 @@ fn feed(n: usize, shuffled: bool) -> Vec<Row> {
     });
     for start in (0..n).step_by(10_000) {
         let chunk: Vec<Property> = (start..(start + 10_000).min(n))
-            .map(|i| Property {
-                id: PropertyId::generate(),
-                storm_id: storm.id,
-                external_id: format!("P-{i}"),
-                address: format!("{i} Bench Street"),
-                latitude: 35.0 + (i % 1_000) as f64 * 0.0001,
-                longitude: -97.0 - (i / 1_000) as f64 * 0.0001,
-                roof_age_years: Some((i % 30) as f64),
-                roof_material: Some(RoofMaterial::AsphaltShingle),
-                square_feet: Some(1_500.0 + (i % 2_000) as f64),
-                home_value: Some(Cents(20_000_000 + (i % 500) as i64 * 100_000)),
-                hail_size_in: Some(1.0 + (i % 20) as f64 * 0.1),
-                distance_to_core_km: Some((i % 50) as f64 * 0.2),
-                prior_claims: (i % 3) as u32,
-                owner_name: None,
-                owner_phone: None,
-                owner_email: None,
-                status: PropertyStatus::New,
-            })
+            .map(|i| benchmarks::sync::property(storm.id, i))
             .collect();
         for p in &chunk {
             let record = serde_json::to_value(p).expect("json");

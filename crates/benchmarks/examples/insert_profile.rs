@@ -1,21 +1,18 @@
 //! Profiling aid for the laptop write path: 100,000 journey touches with their outbox rows into a fresh
 //! SQLCipher or plain store, as `cargo xtask bench store` inserts them, printing wall and thread CPU time
 //! and the WAL and file sizes left. Small enough to run under `perf record` without the rest of the suite:
-//! `cargo run --release -p local-store --example insert_profile -- cipher|plain [rows per transaction] [runs]`.
+//! `cargo run --release -p benchmarks --example insert_profile -- cipher|plain [rows per transaction] [runs]`.
 
 use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use domain::*;
 use local_store::{DataDir, NewTenant, Passphrase, TenantStore};
 
 fn cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(
-        text.split_whitespace()
-            .next()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0),
-    )
+    benchmarks::store::thread_cpu_time().unwrap_or_default()
 }
 
 fn main() {
@@ -45,24 +42,14 @@ fn main() {
         if std::env::var_os("NO_CHECKPOINT").is_some() {
             store.set_long_pull(true).expect("long pull");
         }
-        let now = Timestamp::now();
-        let properties: Vec<PropertyId> = (0..2_000).map(|_| PropertyId::generate()).collect();
-        let (storm, user, device) = (StormId::generate(), UserId::generate(), store.device_id());
-        let touches: Vec<JourneyTouch> = (0..100_000usize)
-            .map(|i| JourneyTouch {
-                id: TouchId::generate(),
-                property_id: properties[i % properties.len()],
-                storm_id: storm,
-                user_id: user,
-                device_id: device,
-                channel: Channel::ALL[i % Channel::ALL.len()],
-                result: TouchResult::ALL[(i / 7) % TouchResult::ALL.len()],
-                notes: format!(
-                    "visit {i}: owner reports granule loss on the north slope, gutters dented"
-                ),
-                occurred_at: now.plus_millis(-((100_000 - i) as i64) * 6_000),
-            })
-            .collect();
+        // The benchmark's own touches: 100,000 in time order on 2,000 properties.
+        let touches = benchmarks::store::touches(
+            StormId::generate(),
+            UserId::generate(),
+            store.device_id(),
+            Timestamp::now(),
+            &mut ChaCha8Rng::seed_from_u64(7),
+        );
         let (c0, t0) = (cpu(), Instant::now());
         for batch in touches.chunks(chunk) {
             store.add_touches(batch).expect("insert");
