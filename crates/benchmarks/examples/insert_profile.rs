@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use benchmarks::store::{Kind, open_fresh};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use domain::*;
-use local_store::{DataDir, NewTenant, Passphrase, TenantStore};
 
 fn cpu() -> Duration {
     benchmarks::store::thread_cpu_time().unwrap_or_default()
@@ -22,23 +22,8 @@ fn main() {
     let repeats: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     for _ in 0..repeats {
         let dir = tempfile::tempdir().expect("dir");
-        let mut store = if cipher {
-            DataDir::new(dir.path())
-                .expect("data dir")
-                .create_tenant(
-                    NewTenant {
-                        tenant_id: None,
-                        name: "Bench",
-                        user: "bench",
-                        passphrase: &Passphrase::new("benchmark passphrase"),
-                    },
-                    Timestamp::now(),
-                )
-                .expect("tenant")
-                .store
-        } else {
-            TenantStore::open_plain_for_benchmark(&dir.path().join("plain.db")).expect("plain")
-        };
+        let kind = if cipher { Kind::Cipher } else { Kind::Plain };
+        let mut store = open_fresh(kind, dir.path()).expect("store");
         if std::env::var_os("NO_CHECKPOINT").is_some() {
             store.set_long_pull(true).expect("long pull");
         }

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use domain::*;
-use local_store::{DataDir, NewTenant, Passphrase, PulledText};
+use local_store::PulledText;
 use sync_protocol::{ChangeOp, Entity};
 use uuid::Uuid;
 
@@ -85,16 +85,7 @@ fn feed(n: usize, shuffled: bool) -> Vec<Row> {
         }
         let txn_start = rows.len();
         for (i, p) in chunk.iter().enumerate() {
-            let score = UpliftScore {
-                property_id: p.id,
-                storm_id: storm.id,
-                uplift: ((start + i) % 200) as f64 / 1_000.0 - 0.05,
-                p_treat: 0.3,
-                p_hold: 0.2,
-                model_version: "bench-1".into(),
-                trained_at: now,
-                data_watermark: 1,
-            };
+            let score = benchmarks::sync::score(p, start + i, now);
             rows.push(Row {
                 entity: Entity::UpliftScore,
                 entity_id: p.id.0,
@@ -132,19 +123,8 @@ fn main() {
         .sum();
     for _ in 0..repeats {
         let dir = tempfile::tempdir().expect("dir");
-        let mut store = DataDir::new(dir.path())
-            .expect("data dir")
-            .create_tenant(
-                NewTenant {
-                    tenant_id: None,
-                    name: "Bench",
-                    user: "bench",
-                    passphrase: &Passphrase::new("benchmark passphrase"),
-                },
-                Timestamp::now(),
-            )
-            .expect("tenant")
-            .store;
+        let mut store = benchmarks::store::open_fresh(benchmarks::store::Kind::Cipher, dir.path())
+            .expect("tenant");
         let (mut property_pages, mut score_pages) = (Duration::ZERO, Duration::ZERO);
         let (c0, t0) = (cpu(), Instant::now());
         store.set_long_pull(true).expect("long pull");

@@ -58,7 +58,7 @@ const SUFFIXES: &[&str] = &["Street", "Avenue", "Road", "Lane", "Court", "Drive"
 
 /// Which store a measurement ran on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub enum Kind {
     Cipher,
     Plain,
 }
@@ -72,7 +72,8 @@ impl Kind {
     }
 }
 
-fn open_fresh(kind: Kind, dir: &Path) -> anyhow::Result<TenantStore> {
+/// A new, empty store of `kind` in `dir` (also the profiling examples').
+pub fn open_fresh(kind: Kind, dir: &Path) -> anyhow::Result<TenantStore> {
     Ok(match kind {
         Kind::Cipher => {
             let data_dir = DataDir::new(dir)?;

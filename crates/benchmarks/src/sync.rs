@@ -147,6 +147,20 @@ pub fn property(storm: StormId, n: usize) -> Property {
     }
 }
 
+/// The score of the `n`th property (`p`) of a sync benchmark's storm (also `examples/pull_apply_profile.rs`'s).
+pub fn score(p: &Property, n: usize, now: Timestamp) -> UpliftScore {
+    UpliftScore {
+        property_id: p.id,
+        storm_id: p.storm_id,
+        uplift: (n % 200) as f64 / 1_000.0 - 0.05,
+        p_treat: 0.3,
+        p_hold: 0.2,
+        model_version: "bench-1".into(),
+        trained_at: now,
+        data_watermark: 1,
+    }
+}
+
 /// Writes a storm and `n` properties (with scores when `scored`) server-side, 10,000 per transaction.
 async fn write_properties(
     app: &AppPool,
@@ -172,16 +186,7 @@ async fn write_properties(
             let scores: Vec<UpliftScore> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, p)| UpliftScore {
-                    property_id: p.id,
-                    storm_id: storm.id,
-                    uplift: ((start + i) % 200) as f64 / 1_000.0 - 0.05,
-                    p_treat: 0.3,
-                    p_hold: 0.2,
-                    model_version: "bench-1".into(),
-                    trained_at: now,
-                    data_watermark: 1,
-                })
+                .map(|(i, p)| score(p, start + i, now))
                 .collect();
             tx.upsert_uplift_scores(&scores, now).await?;
         }
