@@ -451,6 +451,7 @@ async fn network_faults_never_lose_or_double_an_event() {
     for (name, fault, n, duplicates) in rounds {
         write(n, name).await;
         let (accepted_before, duplicate_before) = counters();
+        let stored_before = backend.count(t.id, "journey_touches").await;
         let injected_before = crew.proxy.faults_injected();
         crew.proxy.once(fault);
         let mut failures = 0;
@@ -467,18 +468,30 @@ async fn network_faults_never_lose_or_double_an_event() {
             injected_before + 1,
             "{name}: the fault was used"
         );
-        let (accepted, duplicate) = counters();
+        // Exactly once is the server's rows: the round's touches, each stored once.
         assert_eq!(
-            accepted - accepted_before,
-            n as u64,
-            "{name}: each change accepted exactly once"
+            backend.count(t.id, "journey_touches").await - stored_before,
+            n as i64,
+            "{name}: each change applied exactly once"
         );
-        // Two append-only batches are in flight at once, so a cut can also cost the other batch's
-        // answer: replays are whole batches, at least the one the fault hit, never more than were sent.
-        let replayed = duplicate - duplicate_before;
+        // The server's counters. Two append-only batches are in flight at once, so a cut can also cost
+        // the other batch's answer: replays are whole batches, at least the one the fault hit, never more
+        // than were sent. The accepted counter can fall short of the rows: when one batch fails the
+        // engine abandons the other, and a handler dropped between its commit and its counters leaves
+        // that batch uncounted and its replay counted as a duplicate (a known under-count of the metric,
+        // not of the data; see the session note).
+        let (accepted, duplicate) = counters();
+        let (accepted, replayed) = (accepted - accepted_before, duplicate - duplicate_before);
+        let tail = n as u64 % 250;
+        let whole_batches = replayed.is_multiple_of(250)
+            || (tail > 0 && replayed >= tail && (replayed - tail).is_multiple_of(250));
         assert!(
-            replayed >= duplicates && replayed % 250 == 0 && replayed <= n as u64,
+            replayed >= duplicates && whole_batches && replayed <= n as u64,
             "{name}: replays acknowledged as duplicates, whole batches: {replayed} (at least {duplicates})"
+        );
+        assert!(
+            accepted <= n as u64 && accepted + replayed >= n as u64,
+            "{name}: {accepted} accepted and {replayed} replayed for {n} changes"
         );
         assert_eq!(pending(&crew).await, 0, "{name}: the outbox drained");
     }
