@@ -52,5 +52,10 @@ fn main() {
             wal as f64 / 1048576.0,
             db as f64 / 1048576.0
         );
+        if std::env::var_os("KEEP").is_some() {
+            // Left for inspection (e.g. `dbstat` on a plain file).
+            println!("kept: {}", store.path().display());
+            std::mem::forget(dir);
+        }
     }
 }

@@ -14,7 +14,7 @@ use sync_protocol::{Entity, EntityKind, FieldClocks};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
-use crate::multi_row::{MultiRow, execute_rows};
+use crate::multi_row::{MultiRow, ROWS_PER_STATEMENT, execute_rows};
 
 /// Reads a text column into any type with `FromStr` (ids, vocabularies).
 pub(crate) fn parsed<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
@@ -272,8 +272,14 @@ impl MutableRecord for Property {
 }
 
 /// Inserts pulled properties new to this laptop, with multi-row statements: each picks up its score and
-/// latest decision as [`Property::upsert_clock_text`] does, and a property already stored is left as it
-/// is (the caller merges those one by one). Returns the properties inserted.
+/// latest decision as [`Property::upsert_clock_text`] does, and a property already stored — or any row a
+/// constraint would refuse — is left out (the caller merges those one by one, where the constraint
+/// speaks). Returns the properties inserted.
+///
+/// `OR IGNORE` rather than an upsert clause: a multi-row statement that a constraint could abort
+/// half-way makes SQLite copy every existing page it changes into a statement journal first, so the
+/// rows before the failing one can be undone (about a tenth of a first sync's writing). No row of this
+/// statement can fail half-way, and any other error rolls the whole page back.
 pub(crate) fn insert_new_properties(
     conn: &Connection,
     properties: &[(Property, String)],
@@ -282,7 +288,7 @@ pub(crate) fn insert_new_properties(
         // The pick-ups are correlated subqueries over the rows' list, so each is compiled once per
         // statement and reuses its cursors row after row (as subqueries inside each row of a VALUES list,
         // every row would open cursors of its own, and opening one walks all the others).
-        head: "INSERT INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, roof_age_years, roof_material,
+        head: "INSERT OR IGNORE INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, roof_age_years, roof_material,
                square_feet, home_value_cents, hail_size_in, distance_to_core_km, prior_claims, owner_name, owner_phone, owner_email, status,
                field_clocks, score_uplift, latest_decision, latest_decision_at, latest_decision_id)
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10,
@@ -296,8 +302,7 @@ pub(crate) fn insert_new_properties(
                  ORDER BY d.decided_at DESC, d.id DESC LIMIT 1)
              FROM (VALUES",
         row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        // `WHERE true` tells SQLite's parser the upsert clause is not a join constraint.
-        tail: ") AS v WHERE true ON CONFLICT (id) DO NOTHING",
+        tail: ") AS v",
     };
     execute_rows(conn, shape, properties, |stmt, i, (p, clocks)| {
         stmt.raw_bind_parameter(i, p.id.to_string())?;
@@ -601,15 +606,29 @@ pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()
 /// [`upsert_score`] for a batch, with multi-row statements: the scores in page order (a later score of the
 /// same property and storm replaces an earlier one, as one by one), then the rank column of each stored
 /// property they score, read back from the scores as they now stand.
+///
+/// Each chunk is first inserted with `OR IGNORE`, and only a chunk that met a stored score (or holds one
+/// twice) is written again as an upsert. An upsert of many rows can be aborted half-way by its `UPDATE`
+/// part, so SQLite keeps a statement journal for it — a copy of every existing page it changes; a first
+/// sync's scores are all new and need none.
 pub(crate) fn upsert_scores(conn: &Connection, scores: &[UpliftScore]) -> StoreResult<()> {
-    let shape = MultiRow {
-        head: "INSERT INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark) VALUES",
+    let insert = MultiRow {
+        head: "INSERT OR IGNORE INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark) VALUES",
         row: "(?, ?, ?, ?, ?, ?, ?, ?)",
+        tail: "",
+    };
+    let upsert = MultiRow {
+        head: "INSERT INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark) VALUES",
         tail: "ON CONFLICT (property_id, storm_id) DO UPDATE SET uplift = excluded.uplift, p_treat = excluded.p_treat,
                p_hold = excluded.p_hold, model_version = excluded.model_version, trained_at = excluded.trained_at,
                data_watermark = excluded.data_watermark",
+        ..insert
     };
-    execute_rows(conn, shape, scores, |stmt, i, s| {
+    fn bind(
+        stmt: &mut rusqlite::Statement<'_>,
+        i: usize,
+        s: &UpliftScore,
+    ) -> rusqlite::Result<usize> {
         stmt.raw_bind_parameter(i, s.property_id.to_string())?;
         stmt.raw_bind_parameter(i + 1, s.storm_id.to_string())?;
         stmt.raw_bind_parameter(i + 2, s.uplift)?;
@@ -619,7 +638,12 @@ pub(crate) fn upsert_scores(conn: &Connection, scores: &[UpliftScore]) -> StoreR
         stmt.raw_bind_parameter(i + 6, s.trained_at.millis())?;
         stmt.raw_bind_parameter(i + 7, s.data_watermark)?;
         Ok(i + 8)
-    })?;
+    }
+    for chunk in scores.chunks(ROWS_PER_STATEMENT) {
+        if execute_rows(conn, insert, chunk, bind)? < chunk.len() {
+            execute_rows(conn, upsert, chunk, bind)?;
+        }
+    }
     // The rank column, as `upsert_score` sets it: a property's own storm's score (NULL if it has none).
     let shape = MultiRow {
         head: "UPDATE properties SET score_uplift = (SELECT s.uplift FROM uplift_scores s

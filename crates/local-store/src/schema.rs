@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_touches_by_day",
         include_str!("../../../migrations/local/0009_touches_by_day.sql"),
     ),
+    (
+        "0010_scores_without_rowid",
+        include_str!("../../../migrations/local/0010_scores_without_rowid.sql"),
+    ),
 ];
 
 /// The two rank indexes of `properties` (migration 0001), which a first sync builds once at its end instead
@@ -322,5 +326,71 @@ mod tests {
             .query_row("SELECT id FROM journey_touches", [], |r| r.get(0))
             .expect("the row is still there");
         assert_eq!(kept, "not-a-uuid");
+    }
+
+    /// 0010 rebuilds `uplift_scores` without rowids: stored scores survive it, the rank trigger on a
+    /// score's deletion still clears the property's rank, and the primary key still refuses a second
+    /// score for the same property and storm.
+    #[test]
+    fn migration_0010_keeps_stored_scores() {
+        let mut conn = Connection::open_in_memory().expect("memory");
+        let (before, after) = MIGRATIONS.split_at(9);
+        assert_eq!(after[0].0, "0010_scores_without_rowid");
+        for (_, sql) in before {
+            conn.execute_batch(sql).expect("0001-0009");
+        }
+        conn.execute_batch(
+            "INSERT INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, prior_claims,
+                                     status, score_uplift)
+             VALUES ('p1', 's', 'x1', '1 A St', '1 a st', 1.0, 2.0, 0, 'new', 0.25),
+                    ('p2', 's', 'x2', '2 B St', '2 b st', 1.0, 2.0, 0, 'new', 0.5);
+             INSERT INTO uplift_scores (property_id, storm_id, uplift, p_treat, p_hold, model_version, trained_at, data_watermark)
+             VALUES ('p1', 's', 0.25, 0.6, 0.35, 'm1', 10, 7), ('p2', 's', 0.5, 0.7, 0.2, 'm1', 10, 7);",
+        )
+        .expect("stored scores");
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(after[0].1).expect("0010");
+        tx.commit().expect("commit");
+        let scores = |conn: &Connection| -> Vec<(String, f64, String, i64)> {
+            conn.prepare("SELECT property_id, uplift, model_version, data_watermark FROM uplift_scores ORDER BY property_id")
+                .expect("select")
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("read")
+        };
+        assert_eq!(
+            scores(&conn),
+            [
+                ("p1".to_owned(), 0.25, "m1".to_owned(), 7),
+                ("p2".to_owned(), 0.5, "m1".to_owned(), 7)
+            ]
+        );
+        let without_rowid: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'uplift_scores'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert!(without_rowid.ends_with("WITHOUT ROWID"), "{without_rowid}");
+        assert!(
+            conn.execute(
+                "INSERT INTO uplift_scores VALUES ('p1', 's', 0.9, 0.9, 0.0, 'm2', 11, 8)",
+                []
+            )
+            .is_err(),
+            "one score per property and storm"
+        );
+        conn.execute("DELETE FROM uplift_scores WHERE property_id = 'p2'", [])
+            .expect("delete");
+        let rank: Option<f64> = conn
+            .query_row(
+                "SELECT score_uplift FROM properties WHERE id = 'p2'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("rank");
+        assert_eq!(rank, None, "the delete trigger was created again");
     }
 }

@@ -294,6 +294,56 @@ fn a_score_rewritten_by_a_later_page_moves_the_rank() {
     );
 }
 
+#[test]
+fn a_page_of_new_stored_and_repeated_scores_ends_with_each_propertys_last_score() {
+    let mut f = tenant();
+    let s = storm();
+    f.store.add_storm(&s).expect("storm");
+    let a = property(s.id, 1, "1 A St");
+    let b = property(s.id, 2, "2 B St");
+    let c = property(s.id, 3, "3 C St");
+    f.store
+        .apply_pulled_page(
+            &[
+                pulled_property(&a, server_hlc(0)),
+                pulled_property(&b, server_hlc(0)),
+                pulled_property(&c, server_hlc(0)),
+                pulled(Entity::UpliftScore, a.id.0, &score(&a, 0.3)),
+                pulled(Entity::UpliftScore, b.id.0, &score(&b, 0.1)),
+            ],
+            "c1",
+            1,
+        )
+        .expect("page");
+    // One statement's worth: b's stored score replaced, c scored for the first time and then again.
+    f.store
+        .apply_pulled_page(
+            &[
+                pulled(Entity::UpliftScore, b.id.0, &score(&b, 0.45)),
+                pulled(Entity::UpliftScore, c.id.0, &score(&c, 0.5)),
+                pulled(Entity::UpliftScore, c.id.0, &score(&c, 0.05)),
+            ],
+            "c2",
+            2,
+        )
+        .expect("rescored");
+    let ranked: Vec<(PropertyId, Option<f64>)> = f
+        .store
+        .ranked_properties(&PropertyQuery::default())
+        .expect("ranked")
+        .iter()
+        .map(|r| (r.property.id, r.uplift))
+        .collect();
+    assert_eq!(
+        ranked,
+        [(b.id, Some(0.45)), (a.id, Some(0.3)), (c.id, Some(0.05))]
+    );
+    assert_eq!(
+        f.store.record_counts().expect("counts").scored_properties,
+        3
+    );
+}
+
 /// Applies `page` typed, or — as the sync engine does — as the JSON text the server sent.
 fn apply(
     store: &mut TenantStore,

@@ -216,7 +216,7 @@ CREATE TABLE territories (
     field_clocks TEXT NOT NULL DEFAULT '{}'
 ) STRICT;
 
-CREATE TABLE uplift_scores (
+CREATE TABLE "uplift_scores" (
     property_id    TEXT NOT NULL,
     storm_id       TEXT NOT NULL,
     uplift         REAL NOT NULL,
@@ -226,7 +226,7 @@ CREATE TABLE uplift_scores (
     trained_at     INTEGER NOT NULL,
     data_watermark INTEGER NOT NULL,
     PRIMARY KEY (property_id, storm_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE users (
     id           TEXT PRIMARY KEY,
