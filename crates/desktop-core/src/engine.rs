@@ -151,6 +151,11 @@ impl Settle {
 /// How many push batches may be on their way at once (see `sync_inner`).
 const PUSHES_IN_FLIGHT: usize = 2;
 
+/// How many times one batch is sent again after a `conflict` answer before the sync stops with it, and
+/// the pause before the first resend (doubled each time: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s at most).
+const PUSH_CONFLICT_RESENDS: u32 = 5;
+const PUSH_CONFLICT_PAUSE: Duration = Duration::from_millis(100);
+
 type PushResult = Result<(PushOutcome, Transfer), ClientError>;
 
 /// A spawned push that is cancelled when dropped (a sync that stops on an error leaves no push
@@ -180,6 +185,8 @@ struct InFlight {
     append_only: bool,
     /// The access token it was sent with.
     token: Zeroizing<String>,
+    /// How many times the server has answered this batch with `conflict` so far.
+    conflicts: u32,
     task: PushTask,
 }
 
@@ -201,6 +208,7 @@ impl InFlight {
             changes,
             append_only,
             token: token.clone(),
+            conflicts: 0,
             task,
         }
     }
@@ -667,6 +675,28 @@ impl SyncEngine {
                     *refreshed = true;
                     *token = self.access_token(true).await?;
                     queue.push_front(InFlight::launch(&self.client, oldest.changes, token));
+                    continue;
+                }
+                // `conflict`: another push of some of these changes committed while this one ran —
+                // usually this very batch, sent before a connection was cut and still being applied by
+                // the server (which finishes a push whatever its client does) when the laptop sent it
+                // again. Once that one has committed, the batch's changes it applied come back as
+                // duplicates and the rest are applied, so the batch is sent again after a pause; only a
+                // conflict that outlasts the resends stops the sync (the next sync starts over).
+                Err(e)
+                    if e.code() == Some(ErrorCode::Conflict)
+                        && oldest.conflicts < PUSH_CONFLICT_RESENDS =>
+                {
+                    let pause = PUSH_CONFLICT_PAUSE * 2u32.pow(oldest.conflicts);
+                    tracing::info!(
+                        changes = oldest.changes.len(),
+                        pause_ms = pause.as_millis() as u64,
+                        "the server answered a push batch with conflict; sending it again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    let mut again = InFlight::launch(&self.client, oldest.changes, token);
+                    again.conflicts = oldest.conflicts + 1;
+                    queue.push_front(again);
                     continue;
                 }
                 Err(e) => {
