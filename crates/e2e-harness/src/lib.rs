@@ -11,12 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use desktop_core::{EngineConfig, SignInRequest, SyncEngine, sign_in};
 use domain::*;
 use fault_proxy::FaultProxy;
-use local_store::{DataDir, Passphrase, TimelineEntry};
+use local_store::{DataDir, Passphrase, TimelineEntry, WallClock};
 use server_store::{AppPool, ControlPool, InitOutput, NewUser, PoolSettings, init_database};
 use sync_client::SyncClient;
 use sync_server::serve::{RunningServer, ServerConfig};
@@ -243,6 +244,38 @@ pub fn property(storm: StormId, n: usize, marker: &str) -> Property {
         owner_email: None,
         status: PropertyStatus::New,
     }
+}
+
+/// The operating system's clock shifted by a settable offset: a laptop whose date is set wrong, then
+/// corrected. Installed with [`use_offset_clock`].
+#[derive(Debug, Clone, Default)]
+pub struct OffsetClock(Arc<AtomicI64>);
+
+impl OffsetClock {
+    /// Moves the laptop's clock to the operating system's plus `offset_ms` (negative: behind).
+    pub fn set(&self, offset_ms: i64) {
+        self.0.store(offset_ms, Ordering::SeqCst);
+    }
+}
+
+impl WallClock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().plus_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Gives the laptop's tenant file an [`OffsetClock`] (offset 0 until set) and returns it.
+pub async fn use_offset_clock(l: &Laptop) -> OffsetClock {
+    let clock = OffsetClock::default();
+    let installed = clock.clone();
+    l.engine
+        .with_store(move |s| {
+            s.set_wall_clock(Box::new(installed));
+            Ok(())
+        })
+        .await
+        .expect("install the laptop's clock");
+    clock
 }
 
 /// One field laptop: its data directory, its signed-in tenant file, its proxy and its engine.

@@ -8,9 +8,11 @@
 use std::time::Instant;
 
 use desktop_core::SyncError;
-use domain::{Hlc, PropertyId, PropertyStatus, Role, Timestamp};
-use e2e_harness::{Backend, Laptop, Tenant, laptop, pending, touches, write_touches};
-use local_store::{PropertyUpdate, WallClock};
+use domain::{Hlc, PropertyId, PropertyStatus, Role};
+use e2e_harness::{
+    Backend, Laptop, Tenant, laptop, pending, touches, use_offset_clock, write_touches,
+};
+use local_store::PropertyUpdate;
 use sync_protocol::MAX_CLOCK_SKEW_MS;
 use sync_server::state::ServerSettings;
 
@@ -21,26 +23,6 @@ use crate::report::Finding;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
-
-/// The operating system's clock shifted by a fixed offset: a laptop whose date is set wrong.
-#[derive(Debug, Clone, Copy)]
-struct SkewedClock(i64);
-
-impl WallClock for SkewedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now().plus_millis(self.0)
-    }
-}
-
-async fn set_skew(l: &Laptop, offset_ms: i64) {
-    l.engine
-        .with_store(move |s| {
-            s.set_wall_clock(Box::new(SkewedClock(offset_ms)));
-            Ok(())
-        })
-        .await
-        .expect("set the laptop's clock");
-}
 
 /// Writes `status` to `property` on `l`; returns the write's clock reading.
 async fn write_status(l: &Laptop, property: PropertyId, status: PropertyStatus) -> Hlc {
@@ -154,10 +136,11 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
     };
     // Within the bound: 4 minutes ahead. Hours off: 3 h behind, 2 h ahead (beyond the 10 min bound),
     // and 5 minutes behind (within the bound, for causality across a small skew).
-    set_skew(ahead, 4 * MINUTE).await;
-    set_skew(behind, -3 * HOUR).await;
-    set_skew(far, 2 * HOUR).await;
-    set_skew(late, -5 * MINUTE).await;
+    use_offset_clock(ahead).await.set(4 * MINUTE);
+    use_offset_clock(behind).await.set(-3 * HOUR);
+    let far_clock = use_offset_clock(far).await;
+    far_clock.set(2 * HOUR);
+    use_offset_clock(late).await.set(-5 * MINUTE);
     let p = &tenant.properties;
     let mut findings = Vec::new();
     let rounds = scale.rounds.max(1);
@@ -289,7 +272,7 @@ pub async fn run(scale: Scale) -> Vec<Finding> {
         "its outbox kept every change"
     );
     // The clock is corrected: does the laptop get back in sync by itself?
-    set_skew(far, 0).await;
+    far_clock.set(0);
     let corrected = Instant::now();
     let after_fix = far.engine.sync_once().await;
     let recovered_in = corrected.elapsed();

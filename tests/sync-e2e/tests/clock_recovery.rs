@@ -8,50 +8,18 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use desktop_core::{Connectivity, SyncError};
 use domain::*;
-use local_store::{PropertyUpdate, WallClock};
+use local_store::PropertyUpdate;
 use sync_server::state::ServerSettings;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 /// How long a pull may take to see a commit (a pull stops below the oldest open transaction).
 const BOUND: Duration = Duration::from_secs(60);
-
-/// The operating system's clock shifted by a settable offset: a laptop whose date is set wrong, then
-/// corrected.
-#[derive(Clone, Default)]
-struct OffsetClock(Arc<AtomicI64>);
-
-impl OffsetClock {
-    fn set(&self, offset_ms: i64) {
-        self.0.store(offset_ms, Ordering::SeqCst);
-    }
-}
-
-impl WallClock for OffsetClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now().plus_millis(self.0.load(Ordering::SeqCst))
-    }
-}
-
-async fn use_clock(l: &Laptop) -> OffsetClock {
-    let clock = OffsetClock::default();
-    let installed = clock.clone();
-    l.engine
-        .with_store(move |s| {
-            s.set_wall_clock(Box::new(installed));
-            Ok(())
-        })
-        .await
-        .unwrap();
-    clock
-}
 
 async fn set_status(l: &Laptop, p: PropertyId, status: PropertyStatus) -> Hlc {
     l.engine
@@ -165,9 +133,9 @@ async fn a_laptop_whose_clock_ran_ahead_recovers_once_it_is_corrected() {
     )
     .await;
     let (a_clock, b_clock, c_clock) = (
-        use_clock(&a).await,
-        use_clock(&b).await,
-        use_clock(&c).await,
+        use_offset_clock(&a).await,
+        use_offset_clock(&b).await,
+        use_offset_clock(&c).await,
     );
     let p = &tenant.properties;
     for l in [&a, &b, &c] {
