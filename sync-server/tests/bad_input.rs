@@ -1,7 +1,7 @@
 //! The bad-input matrix on push, pull and login over real HTTP: malformed JSON, wrong types, unknown
 //! fields, invalid UUIDs, a missing content type, oversized and gzip-bomb bodies, oversized batches,
 //! clocks too far ahead, invalid records. Every case answers its stable 4xx code (never a 5xx), and
-//! nothing of a refused batch is applied. SQL-looking text is stored verbatim; gzip bodies are accepted.
+//! nothing of a refused batch is applied. SQL-looking text is stored verbatim; gzip and zstd bodies are accepted.
 
 mod harness;
 
@@ -21,6 +21,11 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(bytes).expect("gzip");
     gz.finish().expect("gzip")
+}
+
+/// As the sync client sends a large body.
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(bytes, 1).expect("zstd")
 }
 
 /// A raw POST: any bytes, any headers.
@@ -269,10 +274,16 @@ async fn bad_pushes_answer_4xx_and_apply_nothing() {
     oversized.extend(std::iter::repeat_n(b' ', MAX_BODY_BYTES + 1));
     oversized.push(b'}');
     let bomb = gzip(&oversized);
+    let zstd_bomb = zstd(&oversized);
     assert!(bomb.len() < 1024 * 1024, "the bomb is small on the wire");
+    assert!(
+        zstd_bomb.len() < 1024 * 1024,
+        "the zstd bomb is small on the wire"
+    );
     for (case, bytes, encoding) in [
         ("a body over 16 MiB", oversized, None),
         ("a gzip bomb over 16 MiB inflated", bomb, Some("gzip")),
+        ("a zstd bomb over 16 MiB inflated", zstd_bomb, Some("zstd")),
     ] {
         let got = raw(&h, "/v1/sync/push", token, json_ct, encoding, bytes).await;
         assert_error(case, &got, 413, ErrorCode::PayloadTooLarge);
@@ -290,21 +301,28 @@ async fn bad_pushes_answer_4xx_and_apply_nothing() {
             "{case}: something was applied"
         );
     }
-    let got = raw(
-        &h,
-        "/v1/sync/push",
-        token,
-        json_ct,
-        Some("gzip"),
-        b"this is not gzip".to_vec(),
-    )
-    .await;
-    assert!(
-        got.0.is_client_error(),
-        "a corrupt gzip body: {} {}",
-        got.0,
-        got.1
-    );
+    for encoding in ["gzip", "zstd"] {
+        let got = raw(
+            &h,
+            "/v1/sync/push",
+            token,
+            json_ct,
+            Some(encoding),
+            format!("this is not {encoding}").into_bytes(),
+        )
+        .await;
+        assert!(
+            got.0.is_client_error(),
+            "a corrupt {encoding} body: {} {}",
+            got.0,
+            got.1
+        );
+        assert_eq!(
+            h.counts(a.id).await,
+            before,
+            "a corrupt {encoding} body: something was applied"
+        );
+    }
 
     // Records that parse but are refused: 422 with receipts, the valid rider rolled back.
     let mut long_notes = touch(s, a.properties[0], a.storm, &"n".repeat(4_001));
@@ -512,7 +530,7 @@ async fn bad_pushes_answer_4xx_and_apply_nothing() {
         assert_eq!(got.1["code"], json!(code.as_str()), "{case}: {}", got.1);
     }
 
-    // SQL-looking and awkward text is stored verbatim and comes back identical; gzip bodies work.
+    // SQL-looking and awkward text is stored verbatim and comes back identical; gzip and zstd bodies work.
     let nasty = [
         "'); DROP TABLE journey_touches; --",
         "Robert'); DELETE FROM properties WHERE ('1'='1",
@@ -527,15 +545,12 @@ async fn bad_pushes_answer_4xx_and_apply_nothing() {
             h.push(s, std::slice::from_ref(&c)).await
         } else {
             let bytes = serde_json::to_vec(&json!({ "changes": [c] })).unwrap();
-            raw(
-                &h,
-                "/v1/sync/push",
-                token,
-                json_ct,
-                Some("gzip"),
-                gzip(&bytes),
-            )
-            .await
+            let (encoding, body) = if i % 4 == 1 {
+                ("gzip", gzip(&bytes))
+            } else {
+                ("zstd", zstd(&bytes))
+            };
+            raw(&h, "/v1/sync/push", token, json_ct, Some(encoding), body).await
         };
         assert_eq!(
             receipt_statuses(&format!("nasty notes {i}"), &got),

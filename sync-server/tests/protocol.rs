@@ -91,6 +91,7 @@ async fn the_protocol_surface_answers_as_documented() {
     assert_eq!(hello.min_protocol_version, MIN_PROTOCOL_VERSION);
     assert_eq!(hello.max_push_changes, MAX_PUSH_CHANGES);
     assert!(hello.capabilities.iter().any(|c| c == "gzip"));
+    assert!(hello.capabilities.iter().any(|c| c == "zstd"));
     assert!((hello.server_time_ms - domain::Timestamp::now().millis()).abs() < 3_600_000);
     let got = h
         .post(

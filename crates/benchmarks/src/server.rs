@@ -438,7 +438,7 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(
         out,
-        "`stormops-server serve` (release) in a child process on loopback, application pool of {SERVER_POOL} connections, over PostgreSQL {} as the non-owner application role (row-level security forced). The client is `sync-client` (gzip for bodies over 8 KiB) in the benchmark process.\n",
+        "`stormops-server serve` (release) in a child process on loopback, application pool of {SERVER_POOL} connections, over PostgreSQL {} as the non-owner application role (row-level security forced). The client is `sync-client` (zstd for bodies over 8 KiB) in the benchmark process.\n",
         server_version(&init.app_url)
             .await
             .unwrap_or_else(|_| "?".into())
@@ -505,7 +505,7 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     writeln!(out, "| path | time | changes/s |\n|---|---|---|")?;
     writeln!(
         out,
-        "| HTTP push (validation, idempotency, pull feed, audit; JSON + gzip) | {} | {push_rate:.0} |",
+        "| HTTP push (validation, idempotency, pull feed, audit; JSON + zstd) | {} | {push_rate:.0} |",
         ms(push_time)
     )?;
     writeln!(
@@ -520,7 +520,7 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "\nOne 1,000-change push: p50 {}, p99 {}. Raw and HTTP batches alternate in rounds of {ROUND}. Per change the push writes two rows (the touch, and its pull-feed entry carrying the record as jsonb, whose key is the change id and so is also the idempotency record) plus one audit row per batch, and the client's JSON encoding and gzip share the same two cores; the raw ceiling writes the touch only.\n",
+        "\nOne 1,000-change push: p50 {}, p99 {}. Raw and HTTP batches alternate in rounds of {ROUND}. Per change the push writes two rows (the touch, and its pull-feed entry carrying the record as jsonb, whose key is the change id and so is also the idempotency record) plus one audit row per batch, and the client's JSON encoding and zstd share the same two cores; the raw ceiling writes the touch only.\n",
         ms(percentile(&push_latencies, 50.0)),
         ms(percentile(&push_latencies, 99.0))
     )?;
@@ -532,7 +532,7 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     writeln!(out, "| step | median |\n|---|---|")?;
     for (step, d) in [
         (
-            "client: JSON encode + gzip (`sync-client`'s settings)",
+            "client: JSON encode + zstd (`sync-client`'s settings)",
             parts.encode,
         ),
         ("server: gunzip + JSON decode of the request", parts.decode),
@@ -778,16 +778,10 @@ async fn push_breakdown(
         let json = serde_json::to_vec(&sync_protocol::PushRequest {
             changes: changes.clone(),
         })?;
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(json.len() / 4),
-            flate2::Compression::fast(),
-        );
-        std::io::Write::write_all(&mut gz, &json)?;
-        let body = gz.finish()?;
+        let body = zstd::bulk::compress(&json, sync_client::PUSH_ZSTD_LEVEL)?;
         encode.push(started.elapsed());
         let started = Instant::now();
-        let mut plain = Vec::with_capacity(json.len());
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)?;
+        let plain = zstd::bulk::decompress(&body, json.len())?;
         let request: sync_protocol::PushRequest = serde_json::from_slice(&plain)?;
         decode.push(started.elapsed());
         let ctx = server_store::PushContext {

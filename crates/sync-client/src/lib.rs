@@ -1,7 +1,6 @@
 //! Typed HTTP client for the StormOps sync server: handshake, login, refresh, push and pull. It knows
 //! the protocol and nothing of storage; the sync engine joins it to the tenant store.
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -18,8 +17,12 @@ use uuid::Uuid;
 mod devices;
 pub use devices::{DeviceHealthReport, DeviceSyncHealth};
 
-/// Bodies larger than this are sent gzip-compressed.
+/// Bodies larger than this are sent zstd-compressed.
 const COMPRESS_OVER_BYTES: usize = 8 * 1024;
+
+/// zstd's fastest standard level: a week offline pushes tens of MB of JSON on a two-core laptop that is
+/// also applying receipts, and gzip's fastest level took about four times the CPU for it.
+pub const PUSH_ZSTD_LEVEL: i32 = 1;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -179,17 +182,11 @@ impl SyncClient {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        // Every server version decodes zstd and gzip request bodies (its decompression layer takes both).
         let payload = if json.len() > COMPRESS_OVER_BYTES {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(json.len() / 4),
-                flate2::Compression::fast(),
-            );
-            gz.write_all(&json)
+            let compressed = zstd::bulk::compress(&json, PUSH_ZSTD_LEVEL)
                 .map_err(|e| ClientError::Decode(e.to_string()))?;
-            let compressed = gz
-                .finish()
-                .map_err(|e| ClientError::Decode(e.to_string()))?;
-            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+            request = request.header(reqwest::header::CONTENT_ENCODING, "zstd");
             compressed
         } else {
             json

@@ -19,6 +19,7 @@ pub const CAPABILITIES: &[&str] = &[
     "push.batch_all_or_nothing",
     "pull.commit_order_cursor",
     "gzip",
+    "zstd",
     "scores.provenance",
 ];
 
