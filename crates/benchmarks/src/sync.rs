@@ -291,14 +291,12 @@ async fn drain_by_hand(
         if changes.is_empty() {
             break;
         }
-        // The client encodes again inside `push`; this copy only times JSON + gzip on its own.
+        // The client encodes again inside `push`; this copy only times JSON + zstd on its own.
         let t = Instant::now();
         let json = serde_json::to_vec(&PushRequest {
             changes: changes.clone(),
         })?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &json)?;
-        let _ = gz.finish()?;
+        let _ = zstd::bulk::compress(&json, sync_client::PUSH_ZSTD_LEVEL)?;
         b.encode += t.elapsed();
         let t = Instant::now();
         let (outcome, _) = client.push(token, &changes).await?;
@@ -460,11 +458,11 @@ async fn run_async() -> anyhow::Result<String> {
             parts.outbox_read,
         ),
         (
-            "HTTP round trip incl. the client's JSON + gzip and the server's decode, validation and apply",
+            "HTTP round trip incl. the client's JSON + zstd and the server's decode, validation and apply",
             parts.http_and_server,
         ),
         (
-            "  of which JSON encode + gzip alone (timed separately)",
+            "  of which JSON encode + zstd alone (timed separately)",
             parts.encode,
         ),
         (
@@ -645,7 +643,7 @@ async fn run_async() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "\nHow a first sync's pages are applied, and why (profiled with `perf record` on `cargo run --release -p benchmarks --example pull_apply_profile`, the same 400,000 records without server or network): most of a page's apply is SQLite's own work — inserting each property into its table and its two unique indexes (UUID text keys), and each page's commit writing and encrypting its log frames; turning the JSON into typed records was under a tenth of it. A first sync (a laptop with no property yet) builds the two rank indexes once at its end instead of inserting every property into them at its place in uplift order, which rewrote most of their pages on every page (about 40 % of the apply); the page's scores and new properties go in with multi-row statements, a statement's worth at a time so the writing overlaps the decoding. Each page is still ONE local transaction with its cursor, applied in order, and a record already on the laptop or with pending local writes still takes the per-field merge. Within that: the page's properties and scores are decoded (and a property's clocks turned into their stored, grouped text) on a second thread just ahead of the thread writing them, since the laptop has two cores and the writer is the bottleneck; and clocks sent one per field, all the same clock on a record written in one go, are parsed once per record instead of once per field."
+        "\nHow a first sync's pages are applied, and why (profiled with `perf record` on `cargo run --release -p benchmarks --example pull_apply_profile`, the same 400,000 records without server or network): most of a page's apply is SQLite's own work — inserting each property into its table and its two unique indexes (UUID text keys), and each page's commit writing and encrypting its log frames; turning the JSON into typed records was under a tenth of it. A first sync (a laptop with no property yet) builds the two rank indexes once at its end instead of inserting every property into them at its place in uplift order, which rewrote most of their pages on every page (about 40 % of the apply); the page's scores and new properties go in with multi-row statements, a statement's worth at a time so the writing overlaps the decoding, as `INSERT OR IGNORE` (a statement that a constraint could abort half-way makes SQLite copy each existing page it changes into a statement journal first: about a tenth of the writing; a skipped row is merged one by one, a chunk that met a stored score is upserted again); scores are one `WITHOUT ROWID` B-tree keyed by (property, storm) instead of a table and its primary-key index (local migration 0010); and SQLite is built without memory statistics (`LIBSQLITE3_FLAGS` in `.cargo/config.toml`), which took a global mutex on each of its millions of allocations. Together: apply of the profile 4.25 s → 3.6 s. Each page is still ONE local transaction with its cursor, applied in order, and a record already on the laptop or with pending local writes still takes the per-field merge. Within that: the page's properties and scores are decoded (and a property's clocks turned into their stored, grouped text) on a second thread just ahead of the thread writing them, since the laptop has two cores and the writer is the bottleneck; and clocks sent one per field, all the same clock on a record written in one go, are parsed once per record instead of once per field."
     )?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     writeln!(
