@@ -535,7 +535,10 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
             "client: JSON encode + zstd (`sync-client`'s settings)",
             parts.encode,
         ),
-        ("server: zstd decode + JSON decode of the request", parts.decode),
+        (
+            "server: zstd decode + JSON decode of the request",
+            parts.decode,
+        ),
         (
             "server: `apply_push` + commit in-process (validation, idempotency, inserts, pull feed; no HTTP)",
             parts.apply,
