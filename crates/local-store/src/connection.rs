@@ -144,6 +144,27 @@ pub(crate) fn open_plain(path: &Path, create: bool) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// A second connection to a file this process already has open (and has migrated), for copying the
+/// write-ahead log into the database while the first connection goes on writing: the key and the
+/// encryption pragmas, nothing else.
+pub(crate) fn open_checkpointer(path: &Path, key: Option<&DataKey>) -> StoreResult<Connection> {
+    let conn =
+        Connection::open_with_flags(path, open_flags(false)).map_err(|e| corrupt(path, &e))?;
+    if let Some(key) = key {
+        let statement =
+            zeroize::Zeroizing::new(format!("PRAGMA key = {};", key.pragma_value().as_str()));
+        conn.execute_batch(&statement)
+            .map_err(|_| StoreError::Crypto("SQLCipher refused the key"))?;
+        drop(statement);
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+            .map_err(|e| corrupt(path, &e))?;
+        conn.execute_batch(CIPHER_PRAGMAS)
+            .map_err(|e| corrupt(path, &e))?;
+    }
+    verify_readable(&conn, path)?;
+    Ok(conn)
+}
+
 /// Reads sqlite_master: with a verified key, failure here means a damaged file.
 fn verify_readable(conn: &Connection, path: &Path) -> StoreResult<()> {
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {

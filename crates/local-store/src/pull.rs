@@ -705,8 +705,25 @@ impl TenantStore {
                 self.conn.execute_batch(crate::schema::DROP_RANK_INDEXES)?;
             }
         } else {
-            self.conn
-                .execute_batch(crate::schema::CREATE_RANK_INDEXES)?;
+            // The log the pull wrote (a first sync's: about 200 MB) is copied into the database by a
+            // second connection on another thread while this one builds the rank indexes, instead of
+            // after them: SQLite lets a checkpoint run beside a writer, copying what was committed before
+            // the writer began. What that copy leaves (the index pages, or everything if it could not
+            // run) is copied by the checkpoint below, which also empties the log.
+            let checkpointer = self.open_checkpointer();
+            std::thread::scope(|scope| -> StoreResult<()> {
+                let copied = checkpointer.ok().map(|side| {
+                    scope.spawn(move || {
+                        side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    })
+                });
+                let built = self.conn.execute_batch(crate::schema::CREATE_RANK_INDEXES);
+                // The side copy's own outcome does not matter: the checkpoint below finishes its work.
+                if let Some(copied) = copied {
+                    let _ = copied.join();
+                }
+                Ok(built?)
+            })?;
             self.conn.execute_batch(&format!(
                 "PRAGMA wal_autocheckpoint = 1000; PRAGMA cache_size = -{};",
                 crate::CACHE_SIZE_KIB

@@ -277,6 +277,12 @@ impl TenantStore {
         Ok(())
     }
 
+    /// A second connection to this file with its key, for a checkpoint that runs beside this one's
+    /// writes (`set_long_pull`).
+    pub(crate) fn open_checkpointer(&self) -> StoreResult<rusqlite::Connection> {
+        crate::connection::open_checkpointer(&self.path, self.data_key.as_ref())
+    }
+
     fn key_parts(&self) -> StoreResult<(&DataKey, &Path)> {
         match (&self.data_key, &self.key_path) {
             (Some(key), Some(path)) => Ok((key, path.as_path())),

@@ -660,7 +660,15 @@ fn a_first_sync_builds_the_rank_indexes_at_its_end_and_ranks_the_same_meanwhile(
         "no property before the pull: built at its end"
     );
     assert_eq!(ranked(&f.store), best_first, "ranked by sorting meanwhile");
+    let wal_bytes = |store: &TenantStore| {
+        let mut wal = store.path().as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).map_or(0, |m| m.len())
+    };
+    assert!(wal_bytes(&f.store) > 0, "the pull is in the log");
     f.store.set_long_pull(false).expect("end");
+    // Emptied only once every frame is in the database: by the side copy and the closing checkpoint.
+    assert_eq!(wal_bytes(&f.store), 0, "the log copied into the database");
     assert!(has_rank_indexes(&f.store));
     assert_eq!(f.store.schema_sql().expect("schema"), fresh_schema);
     assert_eq!(ranked(&f.store), best_first, "ranked through the index");
