@@ -119,6 +119,13 @@ pub(crate) fn open_encrypted(path: &Path, key: &DataKey, create: bool) -> StoreR
     }
     let mut conn =
         Connection::open_with_flags(path, open_flags(create)).map_err(|e| corrupt(path, &e))?;
+    unlock(&conn, key, path)?;
+    finish_open(&mut conn, path, create)?;
+    Ok(conn)
+}
+
+/// Keys a fresh connection and checks it reads the file, then applies the encryption pragmas.
+fn unlock(conn: &Connection, key: &DataKey, path: &Path) -> StoreResult<()> {
     // PRAGMA key must come first; errors here never include the statement text (it holds the key).
     let statement =
         zeroize::Zeroizing::new(format!("PRAGMA key = {};", key.pragma_value().as_str()));
@@ -128,11 +135,9 @@ pub(crate) fn open_encrypted(path: &Path, key: &DataKey, create: bool) -> StoreR
     // SQLCipher logs "hmac check failed" to stderr for damaged pages unless told not to.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")
         .map_err(|e| corrupt(path, &e))?;
-    verify_readable(&conn, path)?;
+    verify_readable(conn, path)?;
     conn.execute_batch(CIPHER_PRAGMAS)
-        .map_err(|e| corrupt(path, &e))?;
-    finish_open(&mut conn, path, create)?;
-    Ok(conn)
+        .map_err(|e| corrupt(path, &e))
 }
 
 /// Opens (creating if asked) an unencrypted file: only for the benchmark's reference run.
@@ -150,18 +155,10 @@ pub(crate) fn open_plain(path: &Path, create: bool) -> StoreResult<Connection> {
 pub(crate) fn open_checkpointer(path: &Path, key: Option<&DataKey>) -> StoreResult<Connection> {
     let conn =
         Connection::open_with_flags(path, open_flags(false)).map_err(|e| corrupt(path, &e))?;
-    if let Some(key) = key {
-        let statement =
-            zeroize::Zeroizing::new(format!("PRAGMA key = {};", key.pragma_value().as_str()));
-        conn.execute_batch(&statement)
-            .map_err(|_| StoreError::Crypto("SQLCipher refused the key"))?;
-        drop(statement);
-        conn.execute_batch("PRAGMA cipher_log_level = NONE;")
-            .map_err(|e| corrupt(path, &e))?;
-        conn.execute_batch(CIPHER_PRAGMAS)
-            .map_err(|e| corrupt(path, &e))?;
+    match key {
+        Some(key) => unlock(&conn, key, path)?,
+        None => verify_readable(&conn, path)?,
     }
-    verify_readable(&conn, path)?;
     Ok(conn)
 }
 
