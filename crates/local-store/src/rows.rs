@@ -607,8 +607,8 @@ pub(crate) fn upsert_score(conn: &Connection, s: &UpliftScore) -> StoreResult<()
 /// same property and storm replaces an earlier one, as one by one), then the rank column of each stored
 /// property they score, read back from the scores as they now stand.
 ///
-/// Each chunk is first inserted with `OR IGNORE`, and only a chunk that met a stored score (or holds one
-/// twice) is written again as an upsert. An upsert of many rows can be aborted half-way by its `UPDATE`
+/// Chunks are inserted with `OR IGNORE` until one meets a stored score (or holds one twice); that chunk
+/// and the rest are written as an upsert. An upsert of many rows can be aborted half-way by its `UPDATE`
 /// part, so SQLite keeps a statement journal for it — a copy of every existing page it changes; a first
 /// sync's scores are all new and need none.
 pub(crate) fn upsert_scores(conn: &Connection, scores: &[UpliftScore]) -> StoreResult<()> {
@@ -639,10 +639,18 @@ pub(crate) fn upsert_scores(conn: &Connection, scores: &[UpliftScore]) -> StoreR
         stmt.raw_bind_parameter(i + 7, s.data_watermark)?;
         Ok(i + 8)
     }
+    // A page is a first sync's (every score new) or a retraining's (every score stored): once a chunk
+    // meets stored scores, the rest go straight to the upsert instead of trying the insert first.
+    let mut all_new = true;
     for chunk in scores.chunks(ROWS_PER_STATEMENT) {
-        if execute_rows(conn, insert, chunk, bind)? < chunk.len() {
-            execute_rows(conn, upsert, chunk, bind)?;
+        if all_new {
+            let inserted = execute_rows(conn, insert, chunk, bind)?;
+            if inserted == chunk.len() {
+                continue;
+            }
+            all_new = false;
         }
+        execute_rows(conn, upsert, chunk, bind)?;
     }
     // The rank column, as `upsert_score` sets it: a property's own storm's score (NULL if it has none).
     let shape = MultiRow {
