@@ -520,7 +520,7 @@ async fn measure(db: &test_postgres::TestDatabase) -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "\nOne 1,000-change push: p50 {}, p99 {}. Raw and HTTP batches alternate in rounds of {ROUND}. Per change the push writes two rows (the touch, and its pull-feed entry carrying the record as jsonb, whose key is the change id and so is also the idempotency record) plus one audit row per batch, and the client's JSON encoding and zstd share the same two cores; the raw ceiling writes the touch only.\n",
+        "\nOne 1,000-change push: p50 {}, p99 {}. Raw and HTTP batches alternate in rounds of {ROUND}. Per change the push writes two rows (the touch, and its pull-feed entry carrying the record as JSON text, whose key is the change id and so is also the idempotency record) plus one audit row per batch, and the client's JSON encoding and zstd share the same two cores; the raw ceiling writes the touch only.\n",
         ms(percentile(&push_latencies, 50.0)),
         ms(percentile(&push_latencies, 99.0))
     )?;

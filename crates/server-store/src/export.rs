@@ -378,13 +378,10 @@ pub async fn import_archive(
         )));
     }
     // Rows go to PostgreSQL as the archived text (never re-serialised here: jsonb numbers are exact
-    // decimals that a round trip through f64 would change); PostgreSQL stamps the new tenant id.
-    let stamped = |t: &str, extra: &str| {
-        format!(
-            "jsonb_populate_recordset(NULL::{t}, (SELECT jsonb_agg(e || jsonb_build_object('tenant_id', $2::text){extra})
-                FROM jsonb_array_elements($1::text::jsonb) e))"
-        )
-    };
+    // decimals that a round trip through f64 would change, and a `json` column keeps its text byte for
+    // byte), read by `json_populate_recordset`, which takes a `json` column's value as written. The new
+    // tenant id is appended to each row as one more member (see `with_members`).
+    let stamped = |t: &str| format!("json_populate_recordset(NULL::{t}, $1::text::json)");
     let tenant_text = tenant.id.0.to_string();
     let mut rows = 0u64;
     let mut deferred_updates = Vec::new();
@@ -397,28 +394,31 @@ pub async fn import_archive(
             check_row(&table.name, index, line, &columns)?;
         }
         // Deferred references (a cycle) are written as NULL first and set once every table is in.
+        let stamp = format!("\"tenant_id\":\"{tenant_text}\"");
         let nulls: String = table
             .deferred
             .iter()
-            .map(|c| format!(" || jsonb_build_object('{c}', NULL)"))
+            .map(|c| format!(",\"{c}\":null"))
             .collect();
         let insert = format!(
             "INSERT INTO {t} SELECT * FROM {source}",
             t = table.name,
-            source = stamped(&table.name, &nulls)
+            source = stamped(&table.name)
         );
         let mut chunks = Vec::new();
         for chunk in table_lines.chunks(BATCH_ROWS) {
-            let array = format!("[{}]", chunk.join(","));
+            let array = |members: &str| {
+                let rows: Vec<String> = chunk.iter().map(|l| with_members(l, members)).collect();
+                format!("[{}]", rows.join(","))
+            };
             let done = sqlx::query(&insert)
-                .bind(&array)
-                .bind(&tenant_text)
+                .bind(array(&format!("{stamp}{nulls}")))
                 .execute(&mut *ctl.tx)
                 .await
                 .map_err(StoreError::from)?;
             rows += done.rows_affected();
             if !table.deferred.is_empty() {
-                chunks.push(array);
+                chunks.push(array(&stamp));
             }
         }
         if !chunks.is_empty() {
@@ -436,13 +436,12 @@ pub async fn import_archive(
             "UPDATE {name} t SET {sets} FROM {source} x WHERE t.tenant_id = x.tenant_id AND {matches}",
             name = table.name,
             sets = sets.join(", "),
-            source = stamped(&table.name, ""),
+            source = stamped(&table.name),
             matches = matches.join(" AND ")
         );
         for array in chunks {
             sqlx::query(&update)
                 .bind(&array)
-                .bind(&tenant_text)
                 .execute(&mut *ctl.tx)
                 .await
                 .map_err(StoreError::from)?;
@@ -479,8 +478,19 @@ async fn table_columns(
     Ok(columns.into_iter().collect())
 }
 
+/// An archived row (a JSON object, checked by [`check_row`]) with `members` (`"key":value,…`) added at
+/// its end. PostgreSQL's `json` functions take the last of repeated keys, so these win over the row's
+/// own — which never holds `tenant_id` ([`check_row`] refuses it).
+fn with_members(line: &str, members: &str) -> String {
+    let body = line.trim_end();
+    let open = body.strip_suffix('}').unwrap_or(body).trim_end();
+    // Only an empty object ends in `{` here: a member's value never does.
+    let separator = if open.ends_with('{') { "" } else { "," };
+    format!("{open}{separator}{members}}}")
+}
+
 /// Checks one archived row: a JSON object of this table's columns. A column the table does not have
-/// would be dropped silently by `jsonb_populate_recordset`, so it is refused instead (the round trip
+/// would be dropped silently by `json_populate_recordset`, so it is refused instead (the round trip
 /// must be exact).
 fn check_row(
     table: &str,
@@ -501,4 +511,32 @@ fn check_row(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_appended_to_any_object_and_win_as_the_last_keys() {
+        let m = r#""tenant_id":"t""#;
+        assert_eq!(with_members(r#"{"a":1}"#, m), r#"{"a":1,"tenant_id":"t"}"#);
+        assert_eq!(
+            with_members("{ \"a\": {} }  ", m),
+            r#"{ "a": {},"tenant_id":"t"}"#
+        );
+        assert_eq!(with_members("{}", m), r#"{"tenant_id":"t"}"#);
+        assert_eq!(with_members("{ \n }", m), r#"{"tenant_id":"t"}"#);
+        for line in [r#"{"a":1}"#, "{ \"a\": {} }  ", "{}", r#"{"s":"}"}"#] {
+            let joined: Map<String, Value> =
+                serde_json::from_str(&with_members(line, r#""tenant_id":"t","a":null"#))
+                    .expect("still one JSON object");
+            assert_eq!(joined["tenant_id"], "t");
+            assert_eq!(
+                joined["a"],
+                Value::Null,
+                "the appended member is the last one"
+            );
+        }
+    }
 }

@@ -409,7 +409,9 @@ const DECISION_INSERT: AppendInsert = AppendInsert {
 impl AppendInsert {
     /// `$1` tenant, `$2` change ids, then one array per column, then the scope crew and user. Records
     /// already present are skipped (`ON CONFLICT DO NOTHING`); each inserted record gets one feed row
-    /// whose id is its change id, in the same statement.
+    /// whose id is its change id, in the same statement. The feed row's record is printed as JSON text
+    /// straight from the row's columns (`to_json` over them, the tenant left out): `to_jsonb(w) - 'tenant_id'`
+    /// built a binary `jsonb` only for the `json` column to print it again, a third more work per row.
     fn sql(&self) -> String {
         let arrays: Vec<String> = self
             .types
@@ -418,6 +420,8 @@ impl AppendInsert {
             .map(|(n, t)| format!("${}::{t}[]", n + 3))
             .collect();
         let crew = self.types.len() + 3;
+        let record_columns: Vec<String> =
+            self.columns.split(", ").map(|c| format!("w.{c}")).collect();
         format!(
             "WITH input AS MATERIALIZED (SELECT * FROM UNNEST($2::uuid[], {arrays}) AS u(change_id, {columns})),
                   w AS (INSERT INTO {table} (tenant_id, {columns})
@@ -425,12 +429,14 @@ impl AppendInsert {
                         ON CONFLICT (tenant_id, id) DO NOTHING
                         RETURNING *)
              INSERT INTO change_log (tenant_id, id, entity, entity_id, op, record, field_clocks, scope_crew, scope_user)
-             SELECT w.tenant_id, input.change_id, '{entity}', w.id, 'insert', to_jsonb(w) - 'tenant_id', NULL,
+             SELECT w.tenant_id, input.change_id, '{entity}', w.id, 'insert',
+                    (SELECT to_json(r) FROM (SELECT {record_columns}) AS r), NULL,
                     ${crew}::uuid, ${user}::uuid
                FROM w JOIN input ON input.id = w.id",
             entity = self.entity.as_str(),
             user = crew + 1,
             arrays = arrays.join(", "),
+            record_columns = record_columns.join(", "),
             columns = self.columns,
             table = self.table,
         )
