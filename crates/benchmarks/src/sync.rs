@@ -62,6 +62,27 @@ fn process_cpu() -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(total * 10))
 }
 
+/// CPU time (user + system) of every `postgres` process on the machine, from /proc (processes that
+/// cannot be read count nothing): PostgreSQL's share of a measured step, taken before and after it.
+fn postgres_cpu() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let ticks: u64 = entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (head, rest) = stat.rsplit_once(')')?;
+            if !head.ends_with("(postgres") {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 struct Tenant {
     id: TenantId,
     slug: String,
@@ -496,10 +517,12 @@ async fn run_async() -> anyhow::Result<String> {
     )
     .await?;
     let cpu_before = process_cpu()?;
+    let postgres_before = postgres_cpu();
     let started = Instant::now();
     let first = fresh.sync_once().await?;
     let first_sync = started.elapsed();
     let first_cpu = process_cpu()?.saturating_sub(cpu_before);
+    let first_postgres = postgres_cpu().saturating_sub(postgres_before);
     let counts = fresh.with_store(|s| s.record_counts()).await?;
     ensure!(
         counts.properties == FIRST_SYNC_PROPERTIES as i64
@@ -528,6 +551,11 @@ async fn run_async() -> anyhow::Result<String> {
         out,
         "| process CPU during `sync_once` (engine, client and the in-process server; PostgreSQL's own processes not included) | {:.2} s |",
         first_cpu.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "| CPU of PostgreSQL's processes during `sync_once` (all of the machine's `postgres` processes) | {:.2} s |",
+        first_postgres.as_secs_f64()
     )?;
     // Where the first sync's time goes: the same pages fetched again without applying them, then applied
     // into another new tenant file without the network. The engine downloads a page while it applies the
@@ -716,4 +744,84 @@ async fn run_async() -> anyhow::Result<String> {
     control.close().await;
     let _ = db.drop_database().await;
     Ok(out)
+}
+
+/// Profiling aid (`examples/first_sync_profile.rs`): part (b) alone — a new laptop's first sync of
+/// `properties` scored properties, `runs` times, each into a new SQLCipher file — printing the time and
+/// this process's CPU of each `sync_once`. Before each sync it prints `ready` and waits `pause`, so a
+/// system-wide `perf record -a` can be started around the sync alone.
+pub fn first_sync_profile(properties: usize, runs: usize, pause: Duration) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let db = test_postgres::fresh_database().await?;
+            let init =
+                server_store::init_database(&db.server_url, &db.name, &db.role_prefix).await?;
+            let config = ServerConfig {
+                database_url: init.app_url.clone(),
+                control_database_url: init.control_url.clone(),
+                pool_size: 8,
+                settings: ServerSettings {
+                    train_interval_secs: 0,
+                    ..ServerSettings::default()
+                },
+            };
+            let server = sync_server::serve::start(&config, "127.0.0.1:0").await?;
+            let url = format!("http://{}", server.addr);
+            let pools = PoolSettings {
+                max_connections: 4,
+                ..PoolSettings::default()
+            };
+            let app = AppPool::connect(&init.app_url, &pools).await?;
+            let control = ControlPool::connect(&init.control_url, &pools).await?;
+            let hash =
+                tokio::task::spawn_blocking(|| sync_server::auth::password::hash_password(PASSWORD))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("hashing: {e:?}"))?;
+            let dirs = tempfile::tempdir()?;
+            let big = provision(&control, "first", &hash).await?;
+            write_properties(&app, big.id, properties, true).await?;
+            {
+                use sqlx::Connection as _;
+                let mut su = sqlx::PgConnection::connect(&db.superuser_url).await?;
+                sqlx::query("VACUUM (ANALYZE)").execute(&mut su).await?;
+                sqlx::query("CHECKPOINT").execute(&mut su).await?;
+                su.close().await?;
+            }
+            let config = EngineConfig {
+                push_batch: PUSH_BATCH,
+                pull_limit: MAX_PULL_LIMIT,
+                ..EngineConfig::default()
+            };
+            for run in 0..runs {
+                let (fresh, _, _) = laptop(
+                    &url,
+                    &dirs.path().join(format!("first-{run}")),
+                    &big.slug,
+                    &big.admin_email,
+                    config.clone(),
+                )
+                .await?;
+                println!("ready");
+                tokio::time::sleep(pause).await;
+                let cpu_before = process_cpu()?;
+                let postgres_before = postgres_cpu();
+                let started = Instant::now();
+                let report = fresh.sync_once().await?;
+                let elapsed = started.elapsed();
+                let cpu = process_cpu()?.saturating_sub(cpu_before);
+                let postgres = postgres_cpu().saturating_sub(postgres_before);
+                println!(
+                    "run {run}: sync_once {:.2} s, process CPU {:.2} s, PostgreSQL CPU {:.2} s, {} rows, {:.1} MB",
+                    elapsed.as_secs_f64(),
+                    cpu.as_secs_f64(),
+                    postgres.as_secs_f64(),
+                    report.pulled,
+                    report.bytes_received as f64 / 1e6
+                );
+            }
+            Ok(())
+        })
 }
