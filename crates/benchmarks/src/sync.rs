@@ -62,6 +62,18 @@ fn process_cpu() -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(total * 10))
 }
 
+/// This process's minor page faults so far (field 10 of /proc/self/stat; 0 if unreadable): memory
+/// touched for the first time.
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(10 - 3)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// CPU time (user + system) of every `postgres` process on the machine, from /proc (processes that
 /// cannot be read count nothing): PostgreSQL's share of a measured step, taken before and after it.
 fn postgres_cpu() -> Duration {
@@ -806,6 +818,7 @@ pub fn first_sync_profile(properties: usize, runs: usize, pause: Duration) -> an
                 .await?;
                 println!("ready");
                 tokio::time::sleep(pause).await;
+                let faults_before = minor_faults();
                 let cpu_before = process_cpu()?;
                 let postgres_before = postgres_cpu();
                 let started = Instant::now();
@@ -813,8 +826,9 @@ pub fn first_sync_profile(properties: usize, runs: usize, pause: Duration) -> an
                 let elapsed = started.elapsed();
                 let cpu = process_cpu()?.saturating_sub(cpu_before);
                 let postgres = postgres_cpu().saturating_sub(postgres_before);
+                let faults = minor_faults().saturating_sub(faults_before);
                 println!(
-                    "run {run}: sync_once {:.2} s, process CPU {:.2} s, PostgreSQL CPU {:.2} s, {} rows, {:.1} MB",
+                    "run {run}: sync_once {:.2} s, process CPU {:.2} s, PostgreSQL CPU {:.2} s, {faults} page faults, {} rows, {:.1} MB",
                     elapsed.as_secs_f64(),
                     cpu.as_secs_f64(),
                     postgres.as_secs_f64(),
