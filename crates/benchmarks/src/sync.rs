@@ -357,43 +357,92 @@ pub fn run() -> anyhow::Result<String> {
         .block_on(run_async())
 }
 
+/// What every part of the suite runs against: a fresh PostgreSQL database, the server in-process on
+/// loopback, pools as the app and control roles, and the password hash of every provisioned user.
+struct Bench {
+    db: test_postgres::TestDatabase,
+    server: sync_server::serve::RunningServer,
+    url: String,
+    app: AppPool,
+    control: ControlPool,
+    hash: String,
+}
+
+impl Bench {
+    async fn start() -> anyhow::Result<Self> {
+        let db = test_postgres::fresh_database().await?;
+        let init = server_store::init_database(&db.server_url, &db.name, &db.role_prefix).await?;
+        let config = ServerConfig {
+            database_url: init.app_url.clone(),
+            control_database_url: init.control_url.clone(),
+            pool_size: 8,
+            // The background trainer would compete for the same two cores; it is not what is measured.
+            settings: ServerSettings {
+                train_interval_secs: 0,
+                ..ServerSettings::default()
+            },
+        };
+        let server = sync_server::serve::start(&config, "127.0.0.1:0").await?;
+        let url = format!("http://{}", server.addr);
+        let pools = PoolSettings {
+            max_connections: 4,
+            ..PoolSettings::default()
+        };
+        let app = AppPool::connect(&init.app_url, &pools).await?;
+        let control = ControlPool::connect(&init.control_url, &pools).await?;
+        let hash =
+            tokio::task::spawn_blocking(|| sync_server::auth::password::hash_password(PASSWORD))
+                .await?
+                .map_err(|e| anyhow::anyhow!("hashing: {e:?}"))?;
+        Ok(Self {
+            db,
+            server,
+            url,
+            app,
+            control,
+            hash,
+        })
+    }
+
+    /// A tenant holding `properties` properties with their uplift scores, settled the way autovacuum
+    /// settles an import long before a new laptop signs in (visibility and hint bits set, statistics
+    /// current, dirty pages flushed). Without that the first reader of 400,000 rows written seconds
+    /// earlier pays for writing every one of their pages again, which no laptop meets in service.
+    async fn scored_tenant(&self, slug: &str, properties: usize) -> anyhow::Result<Tenant> {
+        use sqlx::Connection as _;
+        let tenant = provision(&self.control, slug, &self.hash).await?;
+        write_properties(&self.app, tenant.id, properties, true).await?;
+        let mut su = sqlx::PgConnection::connect(&self.db.superuser_url).await?;
+        sqlx::query("VACUUM (ANALYZE)").execute(&mut su).await?;
+        sqlx::query("CHECKPOINT").execute(&mut su).await?;
+        su.close().await?;
+        Ok(tenant)
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        self.app.close().await;
+        self.control.close().await;
+        let _ = self.db.drop_database().await;
+    }
+}
+
 async fn run_async() -> anyhow::Result<String> {
-    let db = test_postgres::fresh_database().await?;
-    let init = server_store::init_database(&db.server_url, &db.name, &db.role_prefix).await?;
-    let config = ServerConfig {
-        database_url: init.app_url.clone(),
-        control_database_url: init.control_url.clone(),
-        pool_size: 8,
-        // The background trainer would compete for the same two cores; it is not what is measured.
-        settings: ServerSettings {
-            train_interval_secs: 0,
-            ..ServerSettings::default()
-        },
-    };
-    let server = sync_server::serve::start(&config, "127.0.0.1:0").await?;
-    let url = format!("http://{}", server.addr);
-    let pools = PoolSettings {
-        max_connections: 4,
-        ..PoolSettings::default()
-    };
-    let app = AppPool::connect(&init.app_url, &pools).await?;
-    let control = ControlPool::connect(&init.control_url, &pools).await?;
-    let hash = tokio::task::spawn_blocking(|| sync_server::auth::password::hash_password(PASSWORD))
-        .await?
-        .map_err(|e| anyhow::anyhow!("hashing: {e:?}"))?;
+    let bench = Bench::start().await?;
+    let (url, app, control, hash) = (&bench.url, &bench.app, &bench.control, &bench.hash);
     let dirs = tempfile::tempdir()?;
     let mut out = String::new();
 
     // (a) A week offline: drain 100,000 touches with the real engine.
-    let week = provision(&control, "week", &hash).await?;
-    let (storm, properties) = write_properties(&app, week.id, 2_000, false).await?;
+    let week = provision(control, "week", hash).await?;
+    let (storm, properties) = write_properties(app, week.id, 2_000, false).await?;
     let drain_config = EngineConfig {
         push_batch: PUSH_BATCH,
         pull_limit: MAX_PULL_LIMIT,
         ..EngineConfig::default()
     };
     let (engine, user, device) = laptop(
-        &url,
+        url,
         &dirs.path().join("week"),
         &week.slug,
         &week.crew_email,
@@ -440,7 +489,7 @@ async fn run_async() -> anyhow::Result<String> {
 
     // Where the time goes: the same drain by hand, each step timed.
     log_backlog(&engine, user, device, storm, &properties, BACKLOG).await?;
-    let client = SyncClient::new(&url)?;
+    let client = SyncClient::new(url)?;
     let pair = client
         .login(&LoginRequest {
             tenant_slug: week.slug.clone(),
@@ -507,21 +556,10 @@ async fn run_async() -> anyhow::Result<String> {
     }
 
     // (b) A new laptop's first sync of 200,000 scored properties.
-    let big = provision(&control, "first", &hash).await?;
-    write_properties(&app, big.id, FIRST_SYNC_PROPERTIES, true).await?;
-    // Untimed: the import is settled the way autovacuum settles it long before a new laptop signs in
-    // (visibility and hint bits set, statistics current, dirty pages flushed). Without this the first
-    // reader of 400,000 rows written seconds earlier pays for writing every one of their pages again,
-    // which no laptop meets in service.
-    {
-        use sqlx::Connection as _;
-        let mut su = sqlx::PgConnection::connect(&db.superuser_url).await?;
-        sqlx::query("VACUUM (ANALYZE)").execute(&mut su).await?;
-        sqlx::query("CHECKPOINT").execute(&mut su).await?;
-        su.close().await?;
-    }
+    // Untimed: the tenant's import is written and settled (see `Bench::scored_tenant`).
+    let big = bench.scored_tenant("first", FIRST_SYNC_PROPERTIES).await?;
     let (fresh, _, _) = laptop(
-        &url,
+        url,
         &dirs.path().join("first"),
         &big.slug,
         &big.admin_email,
@@ -751,10 +789,7 @@ async fn run_async() -> anyhow::Result<String> {
         EngineConfig::default().interval.as_secs()
     )?;
 
-    server.stop().await;
-    app.close().await;
-    control.close().await;
-    let _ = db.drop_database().await;
+    bench.stop().await;
     Ok(out)
 }
 
@@ -768,40 +803,9 @@ pub fn first_sync_profile(properties: usize, runs: usize, pause: Duration) -> an
         .enable_all()
         .build()?
         .block_on(async {
-            let db = test_postgres::fresh_database().await?;
-            let init =
-                server_store::init_database(&db.server_url, &db.name, &db.role_prefix).await?;
-            let config = ServerConfig {
-                database_url: init.app_url.clone(),
-                control_database_url: init.control_url.clone(),
-                pool_size: 8,
-                settings: ServerSettings {
-                    train_interval_secs: 0,
-                    ..ServerSettings::default()
-                },
-            };
-            let server = sync_server::serve::start(&config, "127.0.0.1:0").await?;
-            let url = format!("http://{}", server.addr);
-            let pools = PoolSettings {
-                max_connections: 4,
-                ..PoolSettings::default()
-            };
-            let app = AppPool::connect(&init.app_url, &pools).await?;
-            let control = ControlPool::connect(&init.control_url, &pools).await?;
-            let hash =
-                tokio::task::spawn_blocking(|| sync_server::auth::password::hash_password(PASSWORD))
-                    .await?
-                    .map_err(|e| anyhow::anyhow!("hashing: {e:?}"))?;
+            let bench = Bench::start().await?;
+            let big = bench.scored_tenant("first", properties).await?;
             let dirs = tempfile::tempdir()?;
-            let big = provision(&control, "first", &hash).await?;
-            write_properties(&app, big.id, properties, true).await?;
-            {
-                use sqlx::Connection as _;
-                let mut su = sqlx::PgConnection::connect(&db.superuser_url).await?;
-                sqlx::query("VACUUM (ANALYZE)").execute(&mut su).await?;
-                sqlx::query("CHECKPOINT").execute(&mut su).await?;
-                su.close().await?;
-            }
             let config = EngineConfig {
                 push_batch: PUSH_BATCH,
                 pull_limit: MAX_PULL_LIMIT,
@@ -809,7 +813,7 @@ pub fn first_sync_profile(properties: usize, runs: usize, pause: Duration) -> an
             };
             for run in 0..runs {
                 let (fresh, _, _) = laptop(
-                    &url,
+                    &bench.url,
                     &dirs.path().join(format!("first-{run}")),
                     &big.slug,
                     &big.admin_email,
@@ -836,6 +840,7 @@ pub fn first_sync_profile(properties: usize, runs: usize, pause: Duration) -> an
                     report.bytes_received as f64 / 1e6
                 );
             }
+            bench.stop().await;
             Ok(())
         })
 }
