@@ -189,6 +189,8 @@ async fn protocol_one_clients_are_not_sent_the_policy_and_laptops_cannot_push_it
         tx.storm_policy(t.storm).await.unwrap().mode,
         PolicyMode::Aggressive
     );
+    // Returned before the teardown: closing a pool waits for every connection it lent.
+    tx.commit().await.unwrap();
     h.teardown().await;
 }
 
