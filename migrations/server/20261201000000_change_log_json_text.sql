@@ -3,9 +3,11 @@
 -- text on untouched (`server_store::sync::pull`): as `jsonb`, PostgreSQL printed every record again on
 -- every pull — walking the binary form and escaping each string (`escape_json` alone was about a fifth
 -- of PostgreSQL's time in a 200,000-property first sync). As `json` the text is printed once, when the
--- row is written (writers still build the record with `to_jsonb`, whose text is the same as before, so
--- laptops see the same bytes), and a pull reads it as stored. The few server queries that look into a
--- feed record (`record->>'storm_id'` when counting new outcomes) work on `json` alike.
+-- row is written, and a pull reads it as stored. Writers of mutable and tenant-wide records still build
+-- it with `to_jsonb`, so its text is the same as before; a pushed touch, outcome or decision is printed
+-- with `to_json` over its columns (no `jsonb` built only to be printed): its keys come in column order
+-- and a double keeps all its digits. Laptops read either. The few server queries that look into a feed
+-- record (`record->>'storm_id'` when counting new outcomes) work on `json` alike.
 --
 -- The rewrite of existing rows takes the table's exclusive lock for its duration; the feed is read by
 -- pulls only, which wait for it.
