@@ -428,17 +428,26 @@ const DECODE_AHEAD_FROM: usize = 512;
 /// Records decoded ahead per hand-over between the decoding and the writing thread.
 const DECODE_BATCH: usize = 256;
 
-/// The order a page is applied in: its uplift scores first, then everything else, each group in page
-/// order. Records of different kinds never depend on one another's order (each kind's rows keep
-/// theirs), but a property row carries its score as the rank column: a property written after its
-/// score picks the score up as it is inserted, whereas a score written after its property must rewrite
-/// the property row and move its two rank-index entries. On a first sync, where the feed interleaves
-/// properties and their scores, this halves those rewrites.
-fn apply_order(entities: impl Iterator<Item = Entity>) -> Vec<usize> {
-    let entities: Vec<Entity> = entities.collect();
-    let mut order: Vec<usize> = Vec::with_capacity(entities.len());
-    order.extend((0..entities.len()).filter(|i| entities[*i] == Entity::UpliftScore));
-    order.extend((0..entities.len()).filter(|i| entities[*i] != Entity::UpliftScore));
+/// The order a page is applied in: its uplift scores first, then everything else; within each group,
+/// the records by kind and id, a record's changes in page order (the sort is stable). Records of
+/// different kinds, or of different ids, never depend on one another's order — each record's changes
+/// keep theirs — so this order writes what page order writes:
+/// - a property row carries its score as the rank column: a property written after its score picks
+///   the score up as it is inserted, whereas a score written after its property must rewrite the
+///   property row and move its two rank-index entries. On a first sync, where the feed interleaves
+///   properties and their scores, scores first halves those rewrites;
+/// - the feed orders a server transaction's rows by their random change ids, so in page order every
+///   insert lands at a random place in the id-keyed B-trees (properties by id, scores by property)
+///   and every score pick-up reads one, each touching another page of a 200,000-entry tree. In id
+///   order they walk the trees in one direction; ids are UUIDv7, so a page's records mostly extend
+///   them at one end.
+fn apply_order(keys: impl Iterator<Item = (Entity, Uuid)>) -> Vec<usize> {
+    let keys: Vec<(Entity, Uuid)> = keys.collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| {
+        let (entity, id) = keys[i];
+        (entity != Entity::UpliftScore, entity.as_str(), id)
+    });
     order
 }
 
@@ -619,7 +628,7 @@ impl TenantStore {
     ) -> StoreResult<PullReport> {
         let now = self.wall.now();
         let tx = self.conn.transaction()?;
-        let order = apply_order(changes.iter().map(Pulled::entity));
+        let order = apply_order(changes.iter().map(|c| (c.entity(), c.entity_id())));
         let mut writer = PageWriter {
             conn: &tx,
             changes,
@@ -770,6 +779,34 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_is_applied_scores_first_then_by_kind_and_id_each_record_in_page_order() {
+        let (low, high) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let page = [
+            (Entity::Property, high),    // 0
+            (Entity::UpliftScore, high), // 1
+            (Entity::Property, low),     // 2
+            (Entity::Storm, high),       // 3
+            (Entity::Property, high),    // 4: the same record as 0, changed again
+            (Entity::UpliftScore, low),  // 5
+            (Entity::Property, low),     // 6: the same record as 2
+        ];
+        let order = apply_order(page.iter().copied());
+        assert_eq!(order, vec![5, 1, 2, 6, 0, 4, 3]);
+        // Every record's own changes keep their page order.
+        for (i, key) in page.iter().enumerate() {
+            let positions: Vec<usize> = order
+                .iter()
+                .filter(|&&j| page[j] == *key)
+                .copied()
+                .collect();
+            assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "{i}: {positions:?}"
+            );
+        }
+    }
 
     #[test]
     fn grouped_clock_text_matches_the_general_path() {
