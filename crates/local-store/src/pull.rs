@@ -428,25 +428,34 @@ const DECODE_AHEAD_FROM: usize = 512;
 /// Records decoded ahead per hand-over between the decoding and the writing thread.
 const DECODE_BATCH: usize = 256;
 
-/// The order a page is applied in: its uplift scores first, then everything else; within each group,
-/// the records by kind and id, a record's changes in page order (the sort is stable). Records of
-/// different kinds, or of different ids, never depend on one another's order — each record's changes
-/// keep theirs — so this order writes what page order writes:
-/// - a property row carries its score as the rank column: a property written after its score picks
-///   the score up as it is inserted, whereas a score written after its property must rewrite the
-///   property row and move its two rank-index entries. On a first sync, where the feed interleaves
-///   properties and their scores, scores first halves those rewrites;
-/// - the feed orders a server transaction's rows by their random change ids, so in page order every
-///   insert lands at a random place in the id-keyed B-trees (properties by id, scores by property)
-///   and every score pick-up reads one, each touching another page of a 200,000-entry tree. In id
-///   order they walk the trees in one direction; ids are UUIDv7, so a page's records mostly extend
-///   them at one end.
+/// The order a page is applied in: its uplift scores, then its properties, then everything else;
+/// within each group, the records by kind and id, a record's changes in page order (the sort is
+/// stable). Only two kinds write into another kind's rows, and both into a property's: a score sets
+/// its property's rank column, a policy decision its latest decision (a trigger). So:
+/// - scores go before properties: a property written after its score picks the score up as it is
+///   inserted, whereas a score written after its property must rewrite the property row and move its
+///   two rank-index entries. On a first sync, where the feed interleaves properties and their scores,
+///   this halves those rewrites;
+/// - decisions go after properties, so the trigger finds the property as the page leaves it (a
+///   property new to the laptop picks up its decisions as it is inserted, but an update keeps the row's
+///   own);
+/// - no other records depend on one another's order, and each record's changes keep theirs;
+/// - within a kind, id order: the feed orders a server transaction's rows by their random change ids,
+///   so in page order every insert lands at a random place in the id-keyed B-trees (properties by id,
+///   scores by property) and every score pick-up reads one, each touching another page of a
+///   200,000-entry tree. In id order they walk the trees in one direction; ids are UUIDv7, so a
+///   page's records mostly extend them at one end.
 fn apply_order(keys: impl Iterator<Item = (Entity, Uuid)>) -> Vec<usize> {
     let keys: Vec<(Entity, Uuid)> = keys.collect();
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_key(|&i| {
         let (entity, id) = keys[i];
-        (entity != Entity::UpliftScore, entity.as_str(), id)
+        let group = match entity {
+            Entity::UpliftScore => 0,
+            Entity::Property => 1,
+            _ => 2,
+        };
+        (group, entity.as_str(), id)
     });
     order
 }
@@ -794,6 +803,10 @@ mod tests {
         ];
         let order = apply_order(page.iter().copied());
         assert_eq!(order, vec![5, 1, 2, 6, 0, 4, 3]);
+        // A decision sets its property's latest decision: it goes after the properties, although
+        // its kind sorts before theirs.
+        let with_decision = [(Entity::PolicyDecision, low), (Entity::Property, high)];
+        assert_eq!(apply_order(with_decision.iter().copied()), vec![1, 0]);
         // Every record's own changes keep their page order.
         for (i, key) in page.iter().enumerate() {
             let positions: Vec<usize> = order
