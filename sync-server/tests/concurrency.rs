@@ -17,13 +17,15 @@ use uuid::Uuid;
 const BATCHES: usize = 8;
 const PER_BATCH: usize = 40;
 
-/// Parses a cursor `c1.<txid>.<uuid>` into an orderable pair.
-fn cursor_key(cursor: &str) -> (i64, Uuid) {
-    let rest = cursor.strip_prefix("c1.").expect("cursor prefix");
-    let (txid, id) = rest.split_once('.').expect("cursor shape");
+/// Parses a cursor `c2.<txid>.<record uuid>.<change uuid>` into an orderable key.
+fn cursor_key(cursor: &str) -> (i64, Uuid, Uuid) {
+    let rest = cursor.strip_prefix("c2.").expect("cursor prefix");
+    let parts: Vec<&str> = rest.split('.').collect();
+    assert_eq!(parts.len(), 3, "cursor shape: {cursor}");
     (
-        txid.parse().expect("cursor txid"),
-        Uuid::try_parse(id).expect("cursor id"),
+        parts[0].parse().expect("cursor txid"),
+        Uuid::try_parse(parts[1]).expect("cursor record id"),
+        Uuid::try_parse(parts[2]).expect("cursor change id"),
     )
 }
 
@@ -42,7 +44,7 @@ async fn puller(
     expected: usize,
 ) -> Vec<Uuid> {
     let mut cursor: Option<String> = None;
-    let mut last_key = (0_i64, Uuid::nil());
+    let mut last_key = (0_i64, Uuid::nil(), Uuid::nil());
     let mut ids = Vec::new();
     for _ in 0..50_000 {
         let (page, _) = client

@@ -1,9 +1,14 @@
 //! Profiling aid for the laptop's pull apply: a first sync of 200,000 properties with their uplift
 //! scores, as `cargo xtask bench sync` pulls them — pages of 10,000 records in the server's feed order
-//! (each server transaction of 10,000 properties and their 10,000 scores, ordered by random change id), each record the JSON text
-//! PostgreSQL's `jsonb` prints — applied with `apply_pulled_text` into a fresh SQLCipher file in the
-//! long-pull mode, printing wall and thread CPU time. No server or network, so it runs under `perf record`:
-//! `cargo run --release -p benchmarks --example pull_apply_profile -- [properties] [runs] [sorted]`.
+//! (each server transaction of 10,000 properties and their 10,000 scores in record order: a property and
+//! its score, which shares its id, side by side in random order, as their change ids fall), each record
+//! the JSON text PostgreSQL's `jsonb` prints — applied with `apply_pulled_text` into a fresh SQLCipher
+//! file in the long-pull mode, printing wall and thread CPU time. No server or network, so it runs under
+//! `perf record`:
+//! `cargo run --release -p benchmarks --example pull_apply_profile -- [properties] [runs] [order]`, where
+//! `order` is `record` (the default, as above), `change` (each transaction's rows in random order: the
+//! feed of a server before server migration 20261202000000) or `sorted` (each block's properties, then
+//! their scores as a later transaction, as a retraining sends them).
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +52,15 @@ struct Row {
     clocks: Option<String>,
 }
 
-fn feed(n: usize, shuffled: bool) -> Vec<Row> {
+/// How a server transaction's rows are ordered in the feed.
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    Record,
+    Change,
+    Sorted,
+}
+
+fn feed(n: usize, order: Order) -> Vec<Row> {
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let now = Timestamp::now();
     let hlc = Hlc::new(now.millis() as u64 - 60_000, 0, 0);
@@ -93,8 +106,15 @@ fn feed(n: usize, shuffled: bool) -> Vec<Row> {
                 clocks: None,
             });
         }
-        if shuffled {
-            shuffle(&mut rows[txn_start - chunk.len()..], &mut seed);
+        let txn = &mut rows[txn_start - chunk.len()..];
+        match order {
+            Order::Change => shuffle(txn, &mut seed),
+            // Stable: a property and its score keep the random order the shuffle gave them.
+            Order::Record => {
+                shuffle(txn, &mut seed);
+                txn.sort_by_key(|r| r.entity_id);
+            }
+            Order::Sorted => {}
         }
     }
     rows
@@ -114,9 +134,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let repeats: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
-    // `sorted`: every transaction's properties before its scores (as a later scoring run sends them).
-    let shuffled = args.get(3).map(String::as_str) != Some("sorted");
-    let rows = feed(n, shuffled);
+    let order = match args.get(3).map(String::as_str) {
+        None | Some("record") => Order::Record,
+        Some("change") => Order::Change,
+        Some("sorted") => Order::Sorted,
+        Some(other) => panic!("order: record, change or sorted, not {other}"),
+    };
+    let rows = feed(n, order);
     let bytes: usize = rows
         .iter()
         .map(|r| r.record.len() + r.clocks.as_ref().map_or(0, String::len))
@@ -155,6 +179,8 @@ fn main() {
             }
         }
         let applied = (t0.elapsed(), cpu() - c0);
+        let log =
+            std::fs::metadata(format!("{}-wal", store.path().display())).map_or(0, |m| m.len());
         store.set_long_pull(false).expect("long pull off");
         let (wall, c) = (t0.elapsed(), cpu() - c0);
         let counts = store.record_counts().expect("counts");
@@ -172,9 +198,10 @@ fn main() {
             db as f64 / 1048576.0
         );
         println!(
-            "  pages mostly properties {:.0} ms, mostly scores {:.0} ms",
+            "  pages mostly properties {:.0} ms, mostly scores {:.0} ms; log written before the closing checkpoint {:.1} MiB",
             property_pages.as_secs_f64() * 1e3,
-            score_pages.as_secs_f64() * 1e3
+            score_pages.as_secs_f64() * 1e3,
+            log as f64 / 1048576.0
         );
     }
 }

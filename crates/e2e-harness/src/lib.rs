@@ -559,7 +559,7 @@ impl Backend {
         let mut tx = self.app.begin_tenant(tenant).await.expect("tenant tx");
         let rows: Vec<(String, Uuid)> = sqlx::query_as(
             "SELECT concat_ws(' ', txid::text, coalesce(scope_crew::text, '-'), coalesce(scope_user::text, '-')), id \
-             FROM change_log WHERE entity_id = ANY($1) ORDER BY txid, id",
+             FROM change_log WHERE entity_id = ANY($1) ORDER BY txid, entity_id, id",
         )
         .bind(ids)
         .fetch_all(tx.connection())

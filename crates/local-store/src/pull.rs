@@ -434,17 +434,18 @@ const DECODE_BATCH: usize = 256;
 /// its property's rank column, a policy decision its latest decision (a trigger). So:
 /// - scores go before properties: a property written after its score picks the score up as it is
 ///   inserted, whereas a score written after its property must rewrite the property row and move its
-///   two rank-index entries. On a first sync, where the feed interleaves properties and their scores,
-///   this halves those rewrites;
+///   two rank-index entries. The server sends a property and its score together (a transaction's rows
+///   in record order; a score's entity id is its property's), so within a page none is rewritten;
 /// - decisions go after properties, so the trigger finds the property as the page leaves it (a
 ///   property new to the laptop picks up its decisions as it is inserted, but an update keeps the row's
 ///   own);
 /// - no other records depend on one another's order, and each record's changes keep theirs;
-/// - within a kind, id order: the feed orders a server transaction's rows by their random change ids,
-///   so in page order every insert lands at a random place in the id-keyed B-trees (properties by id,
-///   scores by property) and every score pick-up reads one, each touching another page of a
-///   200,000-entry tree. In id order they walk the trees in one direction; ids are UUIDv7, so a
-///   page's records mostly extend them at one end.
+/// - within a kind, id order: in id order the inserts walk the id-keyed B-trees (properties by id,
+///   scores by property) in one direction, and ids are UUIDv7, so a page's records mostly extend them
+///   at one end. The server's feed is in record order within each transaction already; a page that
+///   spans two transactions holds two runs, and a server before that order (server migration
+///   20261202000000) sent a transaction's rows in the order of their random change ids, which put
+///   every insert at a random place in a 200,000-entry tree.
 fn apply_order(keys: impl Iterator<Item = (Entity, Uuid)>) -> Vec<usize> {
     let keys: Vec<(Entity, Uuid)> = keys.collect();
     let mut order: Vec<usize> = (0..keys.len()).collect();

@@ -367,3 +367,130 @@ async fn pushed_records_come_back_with_a_watermark_and_bad_cursors_are_refused()
     drop(tx);
     h.teardown().await;
 }
+
+/// Pulls `limit` rows at a time from `cursor` until `expected` rows have come and the feed is drained;
+/// returns the rows and the pages' sizes.
+async fn pull_in_pages(
+    h: &Harness,
+    t: &Tenant1,
+    cursor: &str,
+    limit: u32,
+    expected: usize,
+) -> (Vec<sync_protocol::PulledChange>, Vec<usize>) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (mut rows, mut pages, mut cursor) = (Vec::new(), Vec::new(), cursor.to_owned());
+    loop {
+        let mut tx = h.app.begin_tenant(t.id).await.expect("tenant transaction");
+        let page = tx
+            .pull(&t.scope(Role::Admin), Some(&cursor), limit)
+            .await
+            .expect("pull");
+        tx.commit().await.expect("commit");
+        if !page.changes.is_empty() {
+            pages.push(page.changes.len());
+        }
+        rows.extend(page.changes);
+        cursor = page.next_cursor;
+        if !page.has_more && rows.len() >= expected {
+            return (rows, pages);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {expected} rows came: {}",
+            rows.len(),
+            describe(&rows)
+        );
+        if !page.has_more {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_larger_than_a_page_comes_in_record_order_each_property_beside_its_score() {
+    let h = setup().await;
+    let t = provision(&h, "acme", 0).await;
+    let (_, start, _) = pull_until(&h, &t, &t.scope(Role::Admin), None, "the storm", |rows| {
+        has(rows, Entity::Storm, t.storm.0)
+    })
+    .await;
+
+    // One transaction writes 60 properties, then their scores (as a data import does).
+    const N: usize = 60;
+    let properties: Vec<Property> = (0..N)
+        .map(|n| property(PropertyId::generate(), t.storm, n))
+        .collect();
+    let scores: Vec<UpliftScore> = properties
+        .iter()
+        .enumerate()
+        .map(|(n, p)| UpliftScore {
+            property_id: p.id,
+            storm_id: t.storm,
+            uplift: n as f64 / 100.0,
+            p_treat: 0.3,
+            p_hold: 0.2,
+            model_version: "m1".into(),
+            trained_at: NOW,
+            data_watermark: 1,
+        })
+        .collect();
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    tx.upsert_properties(&properties, hlc(1), NOW)
+        .await
+        .unwrap();
+    tx.upsert_uplift_scores(&scores, NOW).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let (rows, pages) = pull_in_pages(&h, &t, &start, 7, 2 * N).await;
+    assert_eq!(rows.len(), 2 * N, "{}", describe(&rows));
+    assert!(pages.len() >= (2 * N).div_ceil(7), "{pages:?}");
+    // Record order across the pages (in change-id order, random), and each property's two changes side
+    // by side: its own and its score's, which carries the property's id.
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|c| c.entity_id).collect();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{}", describe(&rows));
+    for pair in rows.chunks(2) {
+        assert_eq!(pair[0].entity_id, pair[1].entity_id, "{}", describe(&rows));
+        let kinds: HashSet<Entity> = pair.iter().map(|c| c.entity).collect();
+        assert_eq!(
+            kinds,
+            HashSet::from([Entity::Property, Entity::UpliftScore])
+        );
+    }
+
+    // A cursor of the change-id order (from a server before the record order) inside that transaction
+    // resumes at its start: the whole transaction comes again, and nothing before it.
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    let first = tx
+        .pull(&t.scope(Role::Admin), Some(&start), 3)
+        .await
+        .unwrap();
+    drop(tx);
+    let txid = first
+        .next_cursor
+        .strip_prefix("c2.")
+        .and_then(|rest| rest.split('.').next())
+        .expect("a c2 cursor")
+        .to_owned();
+    let inside = format!("c1.{txid}.{}", uuid::Uuid::from_u128(1).simple());
+    let (again, _) = pull_in_pages(&h, &t, &inside, 500, 2 * N).await;
+    assert_eq!(
+        again.iter().map(|c| c.entity_id).collect::<Vec<_>>(),
+        ids,
+        "{}",
+        describe(&again)
+    );
+    // At the transaction's edge (where an older server's last page left a laptop), nothing of it again.
+    let edge = format!("c1.{txid}.{}", uuid::Uuid::max().simple());
+    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
+    let after_edge = tx
+        .pull(&t.scope(Role::Admin), Some(&edge), 500)
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(
+        after_edge.changes.is_empty(),
+        "{}",
+        describe(&after_edge.changes)
+    );
+    h.teardown().await;
+}

@@ -213,8 +213,8 @@ async fn t8_hot_queries_use_the_tenant_index_as_an_index_condition() {
         .unwrap();
     let hot = [
         (
-            "SELECT * FROM change_log WHERE tenant_id = $1 AND (txid, id) > ('0'::xid8, '00000000-0000-0000-0000-000000000000'::uuid) ORDER BY txid, id LIMIT 100",
-            "change_log_tenant_txid",
+            "SELECT * FROM change_log WHERE tenant_id = $1 AND (txid, entity_id, id) > ('0'::xid8, '00000000-0000-0000-0000-000000000000'::uuid, '00000000-0000-0000-0000-000000000000'::uuid) ORDER BY txid, entity_id, id LIMIT 100",
+            "change_log_tenant_txid_record",
         ),
         (
             "SELECT * FROM properties WHERE tenant_id = $1 AND id = ANY(ARRAY['01900000-0000-7000-8000-000000000000'::uuid])",

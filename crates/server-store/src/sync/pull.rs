@@ -10,14 +10,26 @@
 //! The pull therefore reads only rows with `txid < pg_snapshot_xmin(pg_current_snapshot())`. The
 //! snapshot's xmin is the oldest transaction still running when the statement started; every transaction
 //! below it has finished (committed or aborted), so below xmin the feed is final: no row with a smaller
-//! txid can appear later. Rows are returned in `(txid, id)` order after the cursor `(txid, id)`, and the
-//! cursor only ever advances to a returned row, or — when the page is the last — to `(xmin − 1, max)`,
-//! i.e. to the edge of the final region. A row written by a transaction that is still running is
+//! txid can appear later. Rows are returned in `(txid, entity_id, id)` order after the cursor (a position
+//! in that order), and the cursor only ever advances to a returned row, or — when the page is the last —
+//! to `(xmin − 1, max, max)`, i.e. to the edge of the final region. A row written by a transaction that is still running is
 //! therefore held back, however long that transaction stays open, and delivered once it commits;
 //! nothing newer overtakes it because the cursor cannot pass xmin.
 //!
 //! The horizon and the rows are read in one statement, hence from one snapshot (reading the horizon in a
 //! second statement could see a commit the row query did not, and skip it).
+//!
+//! # Why a transaction's rows come in record order
+//!
+//! Within one transaction rows are ordered by the record's id (`entity_id`), not by the change's own id,
+//! which is random. A transaction larger than a page (a data import, a storm's retraining, an office
+//! upload) then reaches a laptop as pages of contiguous records — UUIDv7 ids, so in creation order — with
+//! each record's changes together (a property and its uplift score share the property's id). The laptop
+//! writes each page in one local transaction: in change-id order every page landed all over its B-trees,
+//! and a property whose score fell on the next page had its row written (and encrypted) twice. Cursors of
+//! the earlier `(txid, id)` order (`c1.`, from a server before this order) still work: one resumes at the
+//! start of its transaction, so the rows of that transaction the laptop already holds come again, and a
+//! pulled change applied twice leaves a laptop's store as applied once.
 //!
 //! Consequences: a long-running writing transaction (anywhere in the cluster, since xids are
 //! cluster-wide) delays every pull until it ends — it never loses rows. Keep transactions short. Pulls in
@@ -77,24 +89,34 @@ impl PullScope {
     }
 }
 
-/// A position in the feed: after the row `(txid, id)`. Its text form is opaque to clients.
+/// A position in the feed: after the row `(txid, entity_id, id)`. Its text form is opaque to clients.
+/// The field order is the feed's order, so the derived ordering is the feed's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
     pub txid: i64,
+    pub entity_id: Uuid,
     pub id: Uuid,
 }
 
-const CURSOR_PREFIX: &str = "c1.";
+const CURSOR_PREFIX: &str = "c2.";
+/// Cursors of the `(txid, id)` order a server before the record order issued (see the module doc).
+const CHANGE_ORDER_PREFIX: &str = "c1.";
 
 impl Cursor {
     /// Before the first row.
     pub const START: Cursor = Cursor {
         txid: 0,
+        entity_id: Uuid::nil(),
         id: Uuid::nil(),
     };
 
     pub fn encode(&self) -> String {
-        format!("{CURSOR_PREFIX}{}.{}", self.txid, self.id.simple())
+        format!(
+            "{CURSOR_PREFIX}{}.{}.{}",
+            self.txid,
+            self.entity_id.simple(),
+            self.id.simple()
+        )
     }
 
     /// Parses a cursor this server issued; anything else is [`StoreError::InvalidCursor`].
@@ -104,14 +126,46 @@ impl Cursor {
                 "not a cursor this server issued; start again without one".into(),
             )
         };
-        let rest = text.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
-        let (txid, id) = rest.split_once('.').ok_or_else(invalid)?;
-        if txid.is_empty() || !txid.bytes().all(|b| b.is_ascii_digit()) || id.len() != 32 {
-            return Err(invalid());
+        let txid = |digits: &str| -> Result<i64, StoreError> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            digits.parse().map_err(|_| invalid())
+        };
+        let uuid = |hex: &str| -> Result<Uuid, StoreError> {
+            if hex.len() != 32 {
+                return Err(invalid());
+            }
+            Uuid::try_parse(hex).map_err(|_| invalid())
+        };
+        if let Some(rest) = text.strip_prefix(CURSOR_PREFIX) {
+            let mut parts = rest.split('.');
+            let (Some(t), Some(e), Some(i), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(invalid());
+            };
+            return Ok(Cursor {
+                txid: txid(t)?,
+                entity_id: uuid(e)?,
+                id: uuid(i)?,
+            });
         }
-        let txid: i64 = txid.parse().map_err(|_| invalid())?;
-        let id = Uuid::try_parse(id).map_err(|_| invalid())?;
-        Ok(Cursor { txid, id })
+        let rest = text.strip_prefix(CHANGE_ORDER_PREFIX).ok_or_else(invalid)?;
+        let (t, i) = rest.split_once('.').ok_or_else(invalid)?;
+        let (txid, id) = (txid(t)?, uuid(i)?);
+        // At a transaction's end (the edge a last page leaves) nothing of it is sent again; anywhere
+        // else the position within it has no meaning in record order, so the transaction is sent whole.
+        let within = if id == Uuid::max() {
+            Uuid::max()
+        } else {
+            Uuid::nil()
+        };
+        Ok(Cursor {
+            txid,
+            entity_id: within,
+            id: within,
+        })
     }
 }
 
@@ -218,11 +272,11 @@ impl TenantTx {
                     SELECT l.txid::text::int8 AS txid, l.id, l.entity, l.entity_id, l.op, l.record, l.field_clocks
                       FROM change_log l
                      WHERE l.tenant_id = $1
-                       AND (l.txid, l.id) > ($2::int8::text::xid8, $3::uuid)
+                       AND (l.txid, l.entity_id, l.id) > ($2::int8::text::xid8, $9::uuid, $3::uuid)
                        AND l.txid < horizon.xmin
                        AND ($4 OR (l.scope_crew IS NULL AND l.scope_user IS NULL) OR l.scope_crew = $5 OR l.scope_user = $6)
                        AND NOT (l.entity = ANY($8))
-                     ORDER BY l.txid, l.id
+                     ORDER BY l.txid, l.entity_id, l.id
                      LIMIT $7) c ON true",
         )
         .bind(self.tenant_id.0)
@@ -233,6 +287,7 @@ impl TenantTx {
         .bind(scope.user_id.0)
         .bind(i64::from(limit) + 1)
         .bind(scope.unknown_entities())
+        .bind(after.entity_id)
         .fetch_all(&mut *self.tx)
         .await?;
 
@@ -265,7 +320,11 @@ impl TenantTx {
                 record: raw_json(record, "record")?,
                 field_clocks,
             });
-            last = Some(Cursor { txid, id });
+            last = Some(Cursor {
+                txid,
+                entity_id,
+                id,
+            });
         }
         let (next, watermark) = match (has_more, last) {
             (true, Some(last)) => (last, last.txid),
@@ -274,6 +333,7 @@ impl TenantTx {
             _ => {
                 let edge = Cursor {
                     txid: horizon.saturating_sub(1),
+                    entity_id: Uuid::max(),
                     id: Uuid::max(),
                 };
                 (edge.max(after).max(last.unwrap_or(Cursor::START)), horizon)
@@ -302,47 +362,61 @@ impl TenantTx {
 mod tests {
     use super::*;
 
+    fn at(txid: i64, entity_id: u128, id: u128) -> Cursor {
+        Cursor {
+            txid,
+            entity_id: Uuid::from_u128(entity_id),
+            id: Uuid::from_u128(id),
+        }
+    }
+
     #[test]
     fn cursors_round_trip_and_order_like_the_feed() {
-        let a = Cursor {
-            txid: 42,
-            id: Uuid::from_u128(7),
-        };
+        let a = at(42, 5, 7);
         assert_eq!(Cursor::decode(&a.encode()).unwrap(), a);
         assert_eq!(
             Cursor::decode(&Cursor::START.encode()).unwrap(),
             Cursor::START
         );
-        assert!(
+        // txid first, then the record, then the change: a record's changes sit together.
+        assert!(at(41, u128::MAX, u128::MAX) < a);
+        assert!(a < at(42, 5, 8));
+        assert!(at(42, 5, 9) < at(42, 6, 1));
+    }
+
+    #[test]
+    fn cursors_of_the_change_id_order_resume_at_their_transaction() {
+        // Mid-transaction: the whole transaction comes again (its rows are after (txid, nil, nil)).
+        let mid = format!("c1.42.{}", Uuid::from_u128(7).simple());
+        assert_eq!(
+            Cursor::decode(&mid).unwrap(),
             Cursor {
-                txid: 41,
-                id: Uuid::max()
-            } < a
-        );
-        assert!(
-            a < Cursor {
                 txid: 42,
-                id: Uuid::from_u128(8)
+                entity_id: Uuid::nil(),
+                id: Uuid::nil()
             }
         );
+        // At a transaction's edge (a last page's cursor): nothing of it comes again.
+        let edge = format!("c1.42.{}", Uuid::max().simple());
+        assert_eq!(Cursor::decode(&edge).unwrap(), at(42, u128::MAX, u128::MAX));
     }
 
     #[test]
     fn foreign_or_altered_cursors_are_refused() {
-        let good = Cursor {
-            txid: 42,
-            id: Uuid::from_u128(7),
-        }
-        .encode();
+        let good = at(42, 5, 7).encode();
         let cases = [
             String::new(),
             "42".into(),
-            good.replace("c1.", "c2."),
+            good.replace("c2.", "c3."),
+            good.replace("c2.", "c1."),
             good.replace(".42.", ".-42."),
             good.replace(".42.", ".."),
             format!("{good}0"),
+            format!("{good}.{}", Uuid::nil().simple()),
+            format!("c2.42.{}", Uuid::nil().simple()),
             "c1.99999999999999999999.00000000000000000000000000000007".into(),
             "c1.1.' OR 1=1 --".into(),
+            "c2.1.' OR 1=1 --.00000000000000000000000000000007".into(),
         ];
         for bad in cases {
             assert!(
