@@ -12,9 +12,9 @@
 //! below it has finished (committed or aborted), so below xmin the feed is final: no row with a smaller
 //! txid can appear later. Rows are returned in `(txid, entity_id, id)` order after the cursor (a position
 //! in that order), and the cursor only ever advances to a returned row, or — when the page is the last —
-//! to `(xmin − 1, max, max)`, i.e. to the edge of the final region. A row written by a transaction that is still running is
-//! therefore held back, however long that transaction stays open, and delivered once it commits;
-//! nothing newer overtakes it because the cursor cannot pass xmin.
+//! to `(xmin − 1, max, max)`, i.e. to the edge of the final region. A row written by a transaction that
+//! is still running is therefore held back, however long that transaction stays open, and delivered once
+//! it commits; nothing newer overtakes it because the cursor cannot pass xmin.
 //!
 //! The horizon and the rows are read in one statement, hence from one snapshot (reading the horizon in a
 //! second statement could see a commit the row query did not, and skip it).
