@@ -12,6 +12,7 @@
 --
 -- The commit-safe rule is unchanged: rows are still read below the snapshot's xmin, in txid order first.
 -- The index replaces `change_log_tenant_txid` (same leading keys; one more uuid per entry). Building it
--- locks the feed against writes for its duration; pulls keep reading.
+-- holds writes to the feed back for its duration while pulls keep reading; dropping the old index then
+-- takes the table's exclusive lock for a moment.
 CREATE INDEX change_log_tenant_txid_record ON change_log (tenant_id, txid, entity_id, id);
 DROP INDEX change_log_tenant_txid;
