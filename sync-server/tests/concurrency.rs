@@ -10,24 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use domain::Role;
 use harness::*;
+use server_store::Cursor;
 use sync_client::{PushOutcome, SyncClient};
 use sync_protocol::{Change, Entity, ErrorCode, ReceiptStatus};
 use uuid::Uuid;
 
 const BATCHES: usize = 8;
 const PER_BATCH: usize = 40;
-
-/// Parses a cursor `c2.<txid>.<record uuid>.<change uuid>` into an orderable key.
-fn cursor_key(cursor: &str) -> (i64, Uuid, Uuid) {
-    let rest = cursor.strip_prefix("c2.").expect("cursor prefix");
-    let parts: Vec<&str> = rest.split('.').collect();
-    assert_eq!(parts.len(), 3, "cursor shape: {cursor}");
-    (
-        parts[0].parse().expect("cursor txid"),
-        Uuid::try_parse(parts[1]).expect("cursor record id"),
-        Uuid::try_parse(parts[2]).expect("cursor change id"),
-    )
-}
 
 async fn push_ok(client: &SyncClient, s: &Session, changes: &[Change]) -> Vec<ReceiptStatus> {
     match client.push(s.access(), changes).await.expect("push").0 {
@@ -44,14 +33,14 @@ async fn puller(
     expected: usize,
 ) -> Vec<Uuid> {
     let mut cursor: Option<String> = None;
-    let mut last_key = (0_i64, Uuid::nil(), Uuid::nil());
+    let mut last_key = Cursor::START;
     let mut ids = Vec::new();
     for _ in 0..50_000 {
         let (page, _) = client
             .pull(session.access(), cursor.as_deref(), Some(97))
             .await
             .expect("pull");
-        let key = cursor_key(&page.next_cursor);
+        let key = Cursor::decode(&page.next_cursor).expect("a cursor this server issued");
         assert!(
             key >= last_key,
             "the cursor moved backwards: {last_key:?} -> {key:?}"

@@ -53,7 +53,7 @@ struct Row {
 }
 
 /// How a server transaction's rows are ordered in the feed.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Order {
     Record,
     Change,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use domain::*;
 use rand::Rng;
-use server_store::{PushOutcome, StoreError};
+use server_store::{Cursor, PushOutcome, StoreError};
 use sync_protocol::{ChangeOp, Entity};
 
 fn ids_of(changes: &[sync_protocol::PulledChange], entity: Entity) -> Vec<uuid::Uuid> {
@@ -368,49 +368,12 @@ async fn pushed_records_come_back_with_a_watermark_and_bad_cursors_are_refused()
     h.teardown().await;
 }
 
-/// Pulls `limit` rows at a time from `cursor` until `expected` rows have come and the feed is drained;
-/// returns the rows and the pages' sizes.
-async fn pull_in_pages(
-    h: &Harness,
-    t: &Tenant1,
-    cursor: &str,
-    limit: u32,
-    expected: usize,
-) -> (Vec<sync_protocol::PulledChange>, Vec<usize>) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let (mut rows, mut pages, mut cursor) = (Vec::new(), Vec::new(), cursor.to_owned());
-    loop {
-        let mut tx = h.app.begin_tenant(t.id).await.expect("tenant transaction");
-        let page = tx
-            .pull(&t.scope(Role::Admin), Some(&cursor), limit)
-            .await
-            .expect("pull");
-        tx.commit().await.expect("commit");
-        if !page.changes.is_empty() {
-            pages.push(page.changes.len());
-        }
-        rows.extend(page.changes);
-        cursor = page.next_cursor;
-        if !page.has_more && rows.len() >= expected {
-            return (rows, pages);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {expected} rows came: {}",
-            rows.len(),
-            describe(&rows)
-        );
-        if !page.has_more {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_transaction_larger_than_a_page_comes_in_record_order_each_property_beside_its_score() {
     let h = setup().await;
     let t = provision(&h, "acme", 0).await;
-    let (_, start, _) = pull_until(&h, &t, &t.scope(Role::Admin), None, "the storm", |rows| {
+    let admin = t.scope(Role::Admin);
+    let (_, start, _) = pull_until(&h, &t, &admin, None, "the storm", |rows| {
         has(rows, Entity::Storm, t.storm.0)
     })
     .await;
@@ -440,10 +403,23 @@ async fn a_transaction_larger_than_a_page_comes_in_record_order_each_property_be
         .unwrap();
     tx.upsert_uplift_scores(&scores, NOW).await.unwrap();
     tx.commit().await.unwrap();
+    let all_came = |rows: &[sync_protocol::PulledChange]| {
+        properties
+            .iter()
+            .all(|p| has(rows, Entity::Property, p.id.0) && has(rows, Entity::UpliftScore, p.id.0))
+    };
+    let awaited = "the properties and their scores";
 
-    let (rows, pages) = pull_in_pages(&h, &t, &start, 7, 2 * N).await;
+    let (rows, _, _, cursors) =
+        pull_pages_until(&h, &t, &admin, Some(start), 7, awaited, all_came).await;
     assert_eq!(rows.len(), 2 * N, "{}", describe(&rows));
-    assert!(pages.len() >= (2 * N).div_ceil(7), "{pages:?}");
+    // Every page but the last stopped inside the transaction (a cursor at a row, not at an edge).
+    let inside_pages: Vec<Cursor> = cursors
+        .iter()
+        .map(|c| Cursor::decode(c).expect("a cursor this server issued"))
+        .filter(|c| c.id != uuid::Uuid::max())
+        .collect();
+    assert!(inside_pages.len() >= (2 * N).div_ceil(7) - 1, "{cursors:?}");
     // Record order across the pages (in change-id order, random), and each property's two changes side
     // by side: its own and its score's, which carries the property's id.
     let ids: Vec<uuid::Uuid> = rows.iter().map(|c| c.entity_id).collect();
@@ -458,21 +434,12 @@ async fn a_transaction_larger_than_a_page_comes_in_record_order_each_property_be
     }
 
     // A cursor of the change-id order (from a server before the record order) inside that transaction
-    // resumes at its start: the whole transaction comes again, and nothing before it.
-    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
-    let first = tx
-        .pull(&t.scope(Role::Admin), Some(&start), 3)
-        .await
-        .unwrap();
-    drop(tx);
-    let txid = first
-        .next_cursor
-        .strip_prefix("c2.")
-        .and_then(|rest| rest.split('.').next())
-        .expect("a c2 cursor")
-        .to_owned();
+    // resumes at its start: the whole transaction comes again, and nothing before it. A page that stopped
+    // inside the transaction (not at a horizon's edge, as a poll before it was visible did) names its txid.
+    let txid = inside_pages[0].txid;
     let inside = format!("c1.{txid}.{}", uuid::Uuid::from_u128(1).simple());
-    let (again, _) = pull_in_pages(&h, &t, &inside, 500, 2 * N).await;
+    let (again, _, _, _) =
+        pull_pages_until(&h, &t, &admin, Some(inside), 500, awaited, all_came).await;
     assert_eq!(
         again.iter().map(|c| c.entity_id).collect::<Vec<_>>(),
         ids,
@@ -481,16 +448,7 @@ async fn a_transaction_larger_than_a_page_comes_in_record_order_each_property_be
     );
     // At the transaction's edge (where an older server's last page left a laptop), nothing of it again.
     let edge = format!("c1.{txid}.{}", uuid::Uuid::max().simple());
-    let mut tx = h.app.begin_tenant(t.id).await.unwrap();
-    let after_edge = tx
-        .pull(&t.scope(Role::Admin), Some(&edge), 500)
-        .await
-        .unwrap();
-    drop(tx);
-    assert!(
-        after_edge.changes.is_empty(),
-        "{}",
-        describe(&after_edge.changes)
-    );
+    let (after_edge, _, _) = pull_until(&h, &t, &admin, Some(edge), "the end", |_| true).await;
+    assert!(after_edge.is_empty(), "{}", describe(&after_edge));
     h.teardown().await;
 }

@@ -373,18 +373,34 @@ pub async fn pull_until(
     awaited: &str,
     done: impl Fn(&[PulledChange]) -> bool,
 ) -> (Vec<PulledChange>, String, PullPage) {
+    let (all, cursor, last, _) = pull_pages_until(h, t, scope, cursor, 500, awaited, done).await;
+    (all, cursor, last)
+}
+
+/// [`pull_until`] with pages of at most `limit` rows; also returns every page's `next_cursor`, in order.
+pub async fn pull_pages_until(
+    h: &Harness,
+    t: &Tenant1,
+    scope: &PullScope,
+    cursor: Option<String>,
+    limit: u32,
+    awaited: &str,
+    done: impl Fn(&[PulledChange]) -> bool,
+) -> (Vec<PulledChange>, String, PullPage, Vec<String>) {
     let deadline = tokio::time::Instant::now() + PULL_DEADLINE;
     let mut cursor = cursor;
     let mut all = Vec::new();
+    let mut cursors = Vec::new();
     loop {
         let mut tx = h.app.begin_tenant(t.id).await.unwrap();
-        let page = tx.pull(scope, cursor.as_deref(), 500).await.unwrap();
+        let page = tx.pull(scope, cursor.as_deref(), limit).await.unwrap();
         tx.commit().await.unwrap();
         all.extend(page.changes.iter().cloned());
         cursor = Some(page.next_cursor.clone());
+        cursors.push(page.next_cursor.clone());
         if !page.has_more && done(&all) {
             let c = page.next_cursor.clone();
-            return (all, c, page);
+            return (all, c, page, cursors);
         }
         if tokio::time::Instant::now() >= deadline {
             panic!(
