@@ -1,7 +1,8 @@
 //! Profiling aid for the laptop write path: 100,000 journey touches with their outbox rows into a fresh
 //! SQLCipher or plain store, as `cargo xtask bench store` inserts them, printing wall and thread CPU time
 //! and the WAL and file sizes left. Small enough to run under `perf record` without the rest of the suite:
-//! `cargo run --release -p benchmarks --example insert_profile -- cipher|plain [rows per transaction] [runs]`.
+//! `cargo run --release -p benchmarks --example insert_profile -- cipher|stock|plain [rows per transaction] [runs]`
+//! (`cipher`: SQLCipher with this project's keyed page crypto; `stock`: with SQLCipher's stock provider).
 
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,13 @@ fn cpu() -> Duration {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let cipher = args.get(1).map(String::as_str) != Some("plain");
+    let stock = args.get(1).map(String::as_str) == Some("stock");
     let chunk: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let repeats: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     for _ in 0..repeats {
         let dir = tempfile::tempdir().expect("dir");
         let kind = if cipher { Kind::Cipher } else { Kind::Plain };
+        local_store::use_stock_page_crypto(stock).expect("page crypto");
         let mut store = open_fresh(kind, dir.path()).expect("store");
         if std::env::var_os("NO_CHECKPOINT").is_some() {
             store.set_long_pull(true).expect("long pull");
@@ -46,7 +49,7 @@ fn main() {
         let db = std::fs::metadata(store.path()).map_or(0, |m| m.len());
         println!(
             "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB",
-            if cipher { "cipher" } else { "plain" },
+            args.get(1).map_or("cipher", String::as_str),
             wall.as_secs_f64() * 1e3,
             c.as_secs_f64() * 1e3,
             wal as f64 / 1048576.0,

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -124,8 +125,41 @@ pub(crate) fn open_encrypted(path: &Path, key: &DataKey, create: bool) -> StoreR
     Ok(conn)
 }
 
+/// An encrypted in-memory connection kept open for the life of the process, once the keyed page crypto
+/// (`sqlcipher-provider`) is registered: SQLCipher puts its stock provider back whenever its last keyed
+/// connection closes, so without it a laptop that closes its only tenant and opens it again would lose
+/// the faster provider. `None` if registering failed; every connection then uses the stock provider,
+/// which reads and writes the same file format.
+static KEYED_PAGE_CRYPTO: OnceLock<Option<Mutex<Connection>>> = OnceLock::new();
+
+/// Makes connections keyed from now on use the keyed page crypto; see `KEYED_PAGE_CRYPTO`.
+fn use_keyed_page_crypto() {
+    KEYED_PAGE_CRYPTO.get_or_init(|| {
+        let anchor = Connection::open_in_memory().ok()?;
+        // Any key: the anchor holds no data; keying it is what makes SQLCipher register a provider.
+        anchor
+            .execute_batch("PRAGMA key = 'keeps the keyed page crypto registered';")
+            .ok()?;
+        sqlcipher_provider::register().ok()?;
+        Some(Mutex::new(anchor))
+    });
+}
+
+/// Which page crypto connections keyed from now on use: this crate's keyed provider (the default) or
+/// SQLCipher's stock one. Both write the same SQLCipher 4 files; the store benchmark measures each.
+pub fn use_stock_page_crypto(stock: bool) -> StoreResult<()> {
+    use_keyed_page_crypto();
+    let changed = if stock {
+        sqlcipher_provider::unregister()
+    } else {
+        sqlcipher_provider::register()
+    };
+    changed.map_err(|_| StoreError::Crypto("SQLCipher's page crypto provider could not be changed"))
+}
+
 /// Keys a fresh connection and checks it reads the file, then applies the encryption pragmas.
 fn unlock(conn: &Connection, key: &DataKey, path: &Path) -> StoreResult<()> {
+    use_keyed_page_crypto();
     // PRAGMA key must come first; errors here never include the statement text (it holds the key).
     let statement =
         zeroize::Zeroizing::new(format!("PRAGMA key = {};", key.pragma_value().as_str()));

@@ -234,6 +234,20 @@ impl TenantStore {
         }
     }
 
+    /// The SQLCipher page crypto this file's connection uses (`PRAGMA cipher_provider`):
+    /// `sqlcipher_provider::PROVIDER_NAME` normally, `openssl` with SQLCipher's stock provider, `None` for
+    /// the benchmark's plain file.
+    pub fn cipher_provider(&self) -> StoreResult<Option<String>> {
+        if !self.is_encrypted() {
+            return Ok(None);
+        }
+        Ok(Some(self.conn.query_row(
+            "PRAGMA cipher_provider",
+            [],
+            |row| row.get(0),
+        )?))
+    }
+
     /// The schema as sorted SQL (for the snapshot test and diagnostics).
     pub fn schema_sql(&self) -> StoreResult<String> {
         crate::schema::dump(&self.conn)

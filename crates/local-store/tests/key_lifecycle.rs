@@ -257,6 +257,31 @@ fn passphrase_change_more_users_and_rekey_keep_all_data() {
     assert_eq!(store.property(p.id).expect("read"), Some(p));
 }
 
+/// Stores use the keyed page crypto (`sqlcipher-provider`), also after the last open store closed (SQLCipher
+/// would otherwise go back to its stock provider) and across a rekey; both write the same file format,
+/// which `a_stock_sqlcipher_opens_the_file_with_the_recovery_key` checks against an independent SQLCipher.
+#[test]
+fn stores_use_the_keyed_page_crypto_after_reopening_and_rekey() {
+    let keyed = Some(sqlcipher_provider::PROVIDER_NAME.to_owned());
+    let (mut f, _) = tenant_with_data();
+    assert_eq!(f.store.cipher_provider().expect("provider"), keyed);
+    close(&mut f);
+    assert_eq!(f.store.cipher_provider().expect("plain"), None);
+    let mut store = open(&f, Some(USER), PASSPHRASE).expect("reopen");
+    assert_eq!(store.cipher_provider().expect("provider"), keyed);
+    store
+        .rekey(USER, &Passphrase::new(PASSPHRASE))
+        .expect("rekey");
+    drop(store);
+    let store = open(&f, Some(USER), PASSPHRASE).expect("reopen after rekey");
+    assert_eq!(store.cipher_provider().expect("provider"), keyed);
+    assert_eq!(
+        property_count(&store),
+        1,
+        "rekeyed with the keyed provider, data kept"
+    );
+}
+
 #[test]
 fn recovery_sets_a_new_passphrase_and_keeps_other_users() {
     let (mut f, _) = tenant_with_data();
@@ -450,6 +475,9 @@ conn.execute("PRAGMA key = \"x'" + sys.argv[2] + "'\"")
 row = conn.execute("SELECT address FROM properties WHERE id = ?", (sys.argv[3],)).fetchone()
 print(conn.execute("PRAGMA cipher_version").fetchone()[0])
 print(row[0])
+# Rewrite every page with the stock SQLCipher, for this program to read back below.
+conn.execute("VACUUM")
+conn.close()
 "#;
     let output = Command::new(python)
         .args([
@@ -469,4 +497,18 @@ print(row[0])
     );
     assert!(stdout.starts_with('4'), "SQLCipher 4 expected: {stdout}");
     assert!(stdout.contains("4242 Zebrawood Lane"), "{stdout}");
+    // And the other way: this program (with its keyed page crypto) reads pages the stock one wrote.
+    let store = open(&f, Some(USER), PASSPHRASE).expect("opens after the stock rewrite");
+    assert_eq!(
+        store.cipher_provider().expect("provider").as_deref(),
+        Some(sqlcipher_provider::PROVIDER_NAME)
+    );
+    let found = store
+        .ranked_properties(&PropertyQuery {
+            search: Some("Zebrawood".into()),
+            ..PropertyQuery::default()
+        })
+        .expect("query");
+    assert_eq!(found.len(), 1, "the property the stock SQLCipher rewrote");
+    assert_eq!(found[0].property.id, p.id);
 }

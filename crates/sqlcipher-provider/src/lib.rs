@@ -1,0 +1,671 @@
+//! SQLCipher's page crypto with OpenSSL contexts keyed once per connection instead of once per page.
+//!
+//! SQLCipher encrypts every page it writes with AES-256-CBC under a fresh random IV and signs it with
+//! HMAC-SHA512; it reads by checking the signature and decrypting. Its stock OpenSSL provider does each of
+//! those from scratch for every page: it fetches OpenSSL's HMAC and cipher implementations, allocates their
+//! contexts, expands the keys (the AES key schedule, HMAC's two padded key blocks) and takes a process-wide
+//! lock for 80 bytes of randomness. For a 4 KiB page that setup is about a fifth of the crypto's cost.
+//!
+//! This provider does the same algorithms on the same bytes, so files stay standard SQLCipher 4 (a stock
+//! SQLCipher opens them with the raw key, and this provider opens files a stock SQLCipher wrote), but each
+//! connection keeps its keyed contexts: the AES contexts keep their key schedule and only take each page's
+//! IV, HMAC starts from the hashed padded key blocks, and IVs come from a per-connection pool of OpenSSL
+//! randomness refilled 4 KiB at a time. Everything else (key derivation, sizes, names of the cipher) is the
+//! stock provider's.
+//!
+//! SQLCipher copies the registered provider into each codec when a connection is keyed, and resets the
+//! registration to its stock provider when its last keyed connection closes: [`register`] must be called
+//! while a keyed connection is open, and the caller keeps one open for as long as it wants this provider
+//! used (a connection keyed with the stock provider is still correct, only slower).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr;
+use std::sync::OnceLock;
+
+use openssl_sys as ossl;
+use zeroize::{Zeroize, Zeroizing};
+
+// Make sure the SQLCipher amalgamation (and the OpenSSL it is built with) is linked into whatever uses this.
+use libsqlite3_sys as _;
+
+const SQLITE_OK: c_int = 0;
+const SQLITE_ERROR: c_int = 1;
+/// SQLCipher's code for HMAC-SHA512, its default (and SQLCipher 4's) page signature.
+const SQLCIPHER_HMAC_SHA512: c_int = 2;
+const SHA512_BLOCK: usize = 128;
+const SHA512_LEN: usize = 64;
+const AES_256_KEY_LEN: usize = 32;
+/// Randomness drawn from OpenSSL per refill of a connection's pool (SQLCipher asks 80 bytes per page).
+const RANDOM_POOL: usize = 4096;
+/// Keyed contexts kept per connection: a connection has one key, two while `PRAGMA rekey` rewrites the file.
+const KEYED_KEPT: usize = 4;
+
+/// SQLCipher's provider table (`sqlcipher_provider` in `sqlcipher.h`, SQLCipher 4.5), field for field.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ProviderTable {
+    activate: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    deactivate: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    get_provider_name: Option<unsafe extern "C" fn(*mut c_void) -> *const c_char>,
+    add_random: Option<unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int>,
+    random: Option<unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int>,
+    hmac: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            *mut u8,
+            c_int,
+            *mut u8,
+            c_int,
+            *mut u8,
+            c_int,
+            *mut u8,
+        ) -> c_int,
+    >,
+    kdf: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            *const u8,
+            c_int,
+            *mut u8,
+            c_int,
+            c_int,
+            c_int,
+            *mut u8,
+        ) -> c_int,
+    >,
+    cipher: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            *mut u8,
+            c_int,
+            *mut u8,
+            *mut u8,
+            c_int,
+            *mut u8,
+        ) -> c_int,
+    >,
+    get_cipher: Option<unsafe extern "C" fn(*mut c_void) -> *const c_char>,
+    get_key_sz: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    get_iv_sz: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    get_block_sz: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    get_hmac_sz: Option<unsafe extern "C" fn(*mut c_void, c_int) -> c_int>,
+    ctx_init: Option<unsafe extern "C" fn(*mut *mut c_void) -> c_int>,
+    ctx_free: Option<unsafe extern "C" fn(*mut *mut c_void) -> c_int>,
+    fips_status: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    get_provider_version: Option<unsafe extern "C" fn(*mut c_void) -> *const c_char>,
+}
+
+unsafe extern "C" {
+    fn sqlcipher_register_provider(provider: *mut ProviderTable) -> c_int;
+    fn sqlcipher_get_provider() -> *mut ProviderTable;
+    fn sqlcipher_malloc(size: u64) -> *mut c_void;
+}
+
+/// The stock provider's table, copied when this one is registered: the calls this provider does not
+/// replace, and the fallback for forms it does not handle (another HMAC, another key size).
+static STOCK: OnceLock<ProviderTable> = OnceLock::new();
+
+/// What `PRAGMA cipher_provider` reports for connections keyed after [`register`].
+pub const PROVIDER_NAME: &str = "openssl-keyed-per-connection";
+const PROVIDER_NAME_C: &std::ffi::CStr = c"openssl-keyed-per-connection";
+
+/// Why [`register`] left SQLCipher's stock provider in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// No SQLCipher connection is keyed, so SQLCipher has no provider yet to build on.
+    NotActive,
+    /// The registered provider is not the OpenSSL one this crate builds on.
+    UnexpectedProvider,
+    /// SQLCipher could not allocate the provider table.
+    OutOfMemory,
+}
+
+impl std::fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotActive => "no SQLCipher connection is keyed",
+            Self::UnexpectedProvider => "SQLCipher's registered provider is not OpenSSL",
+            Self::OutOfMemory => "SQLCipher could not allocate a provider table",
+        })
+    }
+}
+
+impl std::error::Error for RegisterError {}
+
+/// Registers this provider with SQLCipher; connections keyed from now on use it. Call it while a keyed
+/// connection is open (see the module doc). Calling it again is a no-op.
+pub fn register() -> Result<(), RegisterError> {
+    // SAFETY: sqlcipher_get_provider only reads SQLCipher's registered-provider pointer.
+    let current = unsafe { sqlcipher_get_provider() };
+    if current.is_null() {
+        return Err(RegisterError::NotActive);
+    }
+    // SAFETY: a non-null registered provider is a live, fully initialised table that SQLCipher only frees
+    // when a provider is registered in its place or its last keyed connection closes; the caller keeps a
+    // keyed connection open, and concurrent registrations would at worst register twice.
+    let table = unsafe { ptr::read(current) };
+    match name_of(&table) {
+        Some(name) if name == PROVIDER_NAME_C => return Ok(()),
+        Some(name) if name == c"openssl" => {}
+        _ => return Err(RegisterError::UnexpectedProvider),
+    }
+    let stock = *STOCK.get_or_init(|| table);
+    let keyed = ProviderTable {
+        get_provider_name: Some(provider_name),
+        random: Some(pooled_random),
+        hmac: Some(keyed_hmac),
+        cipher: Some(keyed_cipher),
+        ctx_init: Some(keyed_ctx_init),
+        ctx_free: Some(keyed_ctx_free),
+        ..stock
+    };
+    hand_over(keyed)
+}
+
+/// Puts SQLCipher's stock provider back for connections keyed from now on (the store benchmark measures
+/// both). Like [`register`], call it while a keyed connection is open; a no-op if this one is not registered.
+pub fn unregister() -> Result<(), RegisterError> {
+    let Some(stock) = STOCK.get() else {
+        return Ok(());
+    };
+    // SAFETY: as in `register`.
+    let current = unsafe { sqlcipher_get_provider() };
+    if current.is_null() {
+        return Err(RegisterError::NotActive);
+    }
+    // SAFETY: as in `register`: a live table, kept alive by the caller's keyed connection.
+    if name_of(&unsafe { ptr::read(current) }) != Some(PROVIDER_NAME_C) {
+        return Ok(());
+    }
+    hand_over(*stock)
+}
+
+/// The name a provider table reports (`PRAGMA cipher_provider`).
+fn name_of(table: &ProviderTable) -> Option<&'static std::ffi::CStr> {
+    let name = table.get_provider_name?;
+    // SAFETY: both SQLCipher's OpenSSL provider and this one return a static C string and ignore the
+    // context argument.
+    let text = unsafe { name(ptr::null_mut()) };
+    // SAFETY: non-null, static and NUL-terminated, as above.
+    (!text.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(text) })
+}
+
+/// Registers `table` as SQLCipher's provider; SQLCipher frees the table it replaces.
+fn hand_over(table: ProviderTable) -> Result<(), RegisterError> {
+    // SAFETY: SQLCipher frees a replaced provider table with sqlcipher_free, so it must come from
+    // sqlcipher_malloc; the table is plain data (function pointers) and is fully written before it is
+    // handed over, after which only SQLCipher touches it. Registration takes SQLCipher's provider mutex,
+    // the one a connection takes to copy the table when it is keyed.
+    unsafe {
+        let slot =
+            sqlcipher_malloc(std::mem::size_of::<ProviderTable>() as u64) as *mut ProviderTable;
+        if slot.is_null() {
+            return Err(RegisterError::OutOfMemory);
+        }
+        ptr::write(slot, table);
+        sqlcipher_register_provider(slot);
+    }
+    Ok(())
+}
+
+/// One connection's keyed contexts and randomness (SQLCipher's per-codec `provider_ctx`).
+#[derive(Default)]
+struct Keyed {
+    signers: Vec<HmacSha512>,
+    ciphers: Vec<AesCbc>,
+    random: RandomPool,
+}
+
+impl Keyed {
+    fn signer(&mut self, key: &[u8]) -> Option<&HmacSha512> {
+        // Plain comparison: both sides are this process's own keys, never attacker input.
+        let found = self.signers.iter().position(|s| s.key.as_slice() == key);
+        let at = match found {
+            Some(at) => at,
+            None => {
+                if self.signers.len() == KEYED_KEPT {
+                    self.signers.remove(0);
+                }
+                self.signers.push(HmacSha512::new(key)?);
+                self.signers.len() - 1
+            }
+        };
+        self.signers.get(at)
+    }
+
+    fn cipher(&mut self, key: &[u8], encrypt: bool) -> Option<&mut AesCbc> {
+        let found = self
+            .ciphers
+            .iter()
+            .position(|c| c.encrypt == encrypt && c.key.as_slice() == key);
+        let at = match found {
+            Some(at) => at,
+            None => {
+                if self.ciphers.len() == KEYED_KEPT {
+                    self.ciphers.remove(0);
+                }
+                self.ciphers.push(AesCbc::new(key, encrypt)?);
+                self.ciphers.len() - 1
+            }
+        };
+        self.ciphers.get_mut(at)
+    }
+}
+
+/// A SHA-512 state; zeroed when dropped, since after hashing a padded key block it stands for the key.
+struct Sha512State(ossl::SHA512_CTX);
+
+impl Sha512State {
+    fn new() -> Option<Self> {
+        // SAFETY: SHA512_CTX is plain integers, so all-zero is a valid value; SHA512_Init then sets it up.
+        let mut state = Self(unsafe { std::mem::MaybeUninit::zeroed().assume_init() });
+        // SAFETY: the pointer is to an owned, writable SHA512_CTX.
+        (unsafe { ossl::SHA512_Init(&mut state.0) } == 1).then_some(state)
+    }
+
+    fn update(&mut self, bytes: &[u8]) -> bool {
+        // SAFETY: the pointer and length describe one borrowed slice.
+        unsafe { ossl::SHA512_Update(&mut self.0, bytes.as_ptr().cast(), bytes.len()) == 1 }
+    }
+
+    fn finish(mut self, out: &mut [u8; SHA512_LEN]) -> bool {
+        // SAFETY: `out` holds SHA512_DIGEST_LENGTH bytes.
+        unsafe { ossl::SHA512_Final(out.as_mut_ptr(), &mut self.0) == 1 }
+    }
+}
+
+impl Clone for Sha512State {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl Drop for Sha512State {
+    fn drop(&mut self) {
+        // SAFETY: the bytes are those of an owned SHA512_CTX (plain integers), overwritten in place.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                (&mut self.0 as *mut ossl::SHA512_CTX).cast::<u8>(),
+                std::mem::size_of::<ossl::SHA512_CTX>(),
+            )
+        };
+        bytes.zeroize();
+    }
+}
+
+/// HMAC-SHA512 (RFC 2104) under one key, its inner and outer padded key blocks hashed once.
+struct HmacSha512 {
+    key: Zeroizing<Vec<u8>>,
+    inner: Sha512State,
+    outer: Sha512State,
+}
+
+impl HmacSha512 {
+    fn new(key: &[u8]) -> Option<Self> {
+        if key.len() > SHA512_BLOCK {
+            // Longer keys are hashed first; SQLCipher's are 32 bytes, so that form goes to the stock call.
+            return None;
+        }
+        let mut inner_pad = Zeroizing::new([0x36u8; SHA512_BLOCK]);
+        let mut outer_pad = Zeroizing::new([0x5cu8; SHA512_BLOCK]);
+        for (i, byte) in key.iter().enumerate() {
+            inner_pad[i] ^= byte;
+            outer_pad[i] ^= byte;
+        }
+        let mut inner = Sha512State::new()?;
+        let mut outer = Sha512State::new()?;
+        (inner.update(inner_pad.as_slice()) && outer.update(outer_pad.as_slice())).then(|| Self {
+            key: Zeroizing::new(key.to_vec()),
+            inner,
+            outer,
+        })
+    }
+
+    fn sign(&self, first: &[u8], second: &[u8], out: &mut [u8; SHA512_LEN]) -> bool {
+        let mut inner = self.inner.clone();
+        let mut inner_hash = Zeroizing::new([0u8; SHA512_LEN]);
+        if !(inner.update(first) && inner.update(second) && inner.finish(&mut inner_hash)) {
+            return false;
+        }
+        let mut outer = self.outer.clone();
+        outer.update(inner_hash.as_slice()) && outer.finish(out)
+    }
+}
+
+/// An AES-256-CBC context holding one key's schedule, for one direction; each page only sets its IV.
+struct AesCbc {
+    key: Zeroizing<Vec<u8>>,
+    encrypt: bool,
+    context: *mut ossl::EVP_CIPHER_CTX,
+}
+
+impl AesCbc {
+    fn new(key: &[u8], encrypt: bool) -> Option<Self> {
+        if key.len() != AES_256_KEY_LEN {
+            return None;
+        }
+        // SAFETY: a fresh context is owned by the value built below (freed in Drop, also on failure);
+        // the key pointer covers the 32 bytes AES-256 reads; no IV yet (each page sets its own).
+        unsafe {
+            let context = ossl::EVP_CIPHER_CTX_new();
+            if context.is_null() {
+                return None;
+            }
+            let cipher = Self {
+                key: Zeroizing::new(key.to_vec()),
+                encrypt,
+                context,
+            };
+            let keyed = ossl::EVP_CipherInit_ex(
+                context,
+                ossl::EVP_aes_256_cbc(),
+                ptr::null_mut(),
+                key.as_ptr(),
+                ptr::null(),
+                c_int::from(encrypt),
+            ) == 1
+                && ossl::EVP_CIPHER_CTX_set_padding(context, 0) == 1;
+            keyed.then_some(cipher)
+        }
+    }
+
+    /// Encrypts or decrypts `len` bytes (a whole number of AES blocks) from `input` into `output`.
+    ///
+    /// # Safety
+    /// `iv` points at 16 readable bytes, `input` and `output` at `len` bytes each (SQLCipher's page buffers).
+    unsafe fn run(&mut self, iv: *const u8, input: *const u8, len: c_int, output: *mut u8) -> bool {
+        let mut written: c_int = 0;
+        // SAFETY: the context is live and keyed; a null cipher and key keep the key schedule and set only
+        // the IV (mode -1: this context's direction); the caller vouches for the buffers. Without padding,
+        // whole blocks come out of the update itself (no finishing call holds any back), which `written`
+        // confirms.
+        unsafe {
+            ossl::EVP_CipherInit_ex(
+                self.context,
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null(),
+                iv,
+                -1,
+            ) == 1
+                && ossl::EVP_CipherUpdate(self.context, output, &mut written, input, len) == 1
+                && written == len
+        }
+    }
+}
+
+impl Drop for AesCbc {
+    fn drop(&mut self) {
+        // SAFETY: the context was allocated by EVP_CIPHER_CTX_new and is freed once; OpenSSL cleanses the
+        // key schedule it holds.
+        unsafe { ossl::EVP_CIPHER_CTX_free(self.context) };
+    }
+}
+
+/// OpenSSL randomness drawn 4 KiB at a time and handed out in order, each byte once.
+struct RandomPool {
+    bytes: Zeroizing<Vec<u8>>,
+    used: usize,
+}
+
+impl Default for RandomPool {
+    fn default() -> Self {
+        Self {
+            bytes: Zeroizing::new(vec![0; RANDOM_POOL]),
+            used: RANDOM_POOL,
+        }
+    }
+}
+
+impl RandomPool {
+    fn fill(&mut self, out: &mut [u8]) -> bool {
+        if out.len() > RANDOM_POOL {
+            return openssl_random(out);
+        }
+        if RANDOM_POOL - self.used < out.len() {
+            if !openssl_random(self.bytes.as_mut_slice()) {
+                return false;
+            }
+            self.used = 0;
+        }
+        let Some(drawn) = self.bytes.get_mut(self.used..self.used + out.len()) else {
+            return false;
+        };
+        out.copy_from_slice(drawn);
+        drawn.zeroize();
+        self.used += out.len();
+        true
+    }
+}
+
+fn openssl_random(out: &mut [u8]) -> bool {
+    let Ok(len) = c_int::try_from(out.len()) else {
+        return false;
+    };
+    // SAFETY: the pointer and length describe one borrowed, writable slice; RAND_bytes is thread-safe.
+    unsafe { ossl::RAND_bytes(out.as_mut_ptr(), len) == 1 }
+}
+
+fn status(ok: bool) -> c_int {
+    if ok { SQLITE_OK } else { SQLITE_ERROR }
+}
+
+/// Borrows SQLCipher's buffer as a slice; None for a negative length.
+///
+/// # Safety
+/// `data` points at `len` readable bytes that stay valid and unchanged for the returned lifetime.
+unsafe fn input<'a>(data: *const u8, len: c_int) -> Option<&'a [u8]> {
+    let len = usize::try_from(len).ok()?;
+    if len == 0 {
+        return Some(&[]);
+    }
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: the caller vouches for `len` readable bytes at a non-null `data`.
+    Some(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// # Safety
+/// `ctx` is null or a pointer this provider's `keyed_ctx_init` made and `keyed_ctx_free` has not freed.
+unsafe fn keyed<'a>(ctx: *mut c_void) -> Option<&'a mut Keyed> {
+    // SAFETY: SQLCipher hands each codec's provider context to one connection's calls at a time.
+    unsafe { ctx.cast::<Keyed>().as_mut() }
+}
+
+unsafe extern "C" fn provider_name(_ctx: *mut c_void) -> *const c_char {
+    PROVIDER_NAME_C.as_ptr()
+}
+
+unsafe extern "C" fn keyed_ctx_init(ctx: *mut *mut c_void) -> c_int {
+    if ctx.is_null() {
+        return SQLITE_ERROR;
+    }
+    // The stock provider's context setup only counts activations; keep its count balanced.
+    if let Some(init) = STOCK.get().and_then(|s| s.ctx_init) {
+        // SAFETY: the stock call takes the same argument SQLCipher gave this one.
+        let rc = unsafe { init(ctx) };
+        if rc != SQLITE_OK {
+            return rc;
+        }
+    }
+    // SAFETY: `ctx` is SQLCipher's slot for this codec's provider context; it is freed by keyed_ctx_free.
+    unsafe { *ctx = Box::into_raw(Box::<Keyed>::default()).cast() };
+    SQLITE_OK
+}
+
+unsafe extern "C" fn keyed_ctx_free(ctx: *mut *mut c_void) -> c_int {
+    if ctx.is_null() {
+        return SQLITE_OK;
+    }
+    // SAFETY: the slot holds null or the Box this provider's keyed_ctx_init put there; it is taken once.
+    unsafe {
+        let context = std::mem::replace(&mut *ctx, ptr::null_mut());
+        if !context.is_null() {
+            drop(Box::from_raw(context.cast::<Keyed>()));
+        }
+    }
+    match STOCK.get().and_then(|s| s.ctx_free) {
+        // SAFETY: the stock call ignores its argument beyond counting; the slot is now null.
+        Some(free) => unsafe { free(ctx) },
+        None => SQLITE_OK,
+    }
+}
+
+unsafe extern "C" fn pooled_random(ctx: *mut c_void, buffer: *mut c_void, length: c_int) -> c_int {
+    let (Ok(len), false) = (usize::try_from(length), buffer.is_null()) else {
+        return SQLITE_ERROR;
+    };
+    // SAFETY: SQLCipher asks for `length` bytes at `buffer` (a page's reserve, or a new file's salt).
+    let out = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) };
+    // SAFETY: SQLCipher passes the context this provider made for the codec.
+    match unsafe { keyed(ctx) } {
+        Some(keyed) => status(keyed.random.fill(out)),
+        None => status(openssl_random(out)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn keyed_hmac(
+    ctx: *mut c_void,
+    algorithm: c_int,
+    key: *mut u8,
+    key_len: c_int,
+    first: *mut u8,
+    first_len: c_int,
+    second: *mut u8,
+    second_len: c_int,
+    out: *mut u8,
+) -> c_int {
+    // SAFETY: SQLCipher's page signing passes its key, the page (and IV) and the page number, each with
+    // its length, and a 64-byte output for HMAC-SHA512; the context is the codec's.
+    let signed = unsafe {
+        match (
+            algorithm == SQLCIPHER_HMAC_SHA512 && !out.is_null() && !first.is_null(),
+            keyed(ctx),
+            input(key, key_len),
+            input(first, first_len),
+            input(second, second_len),
+        ) {
+            (true, Some(keyed), Some(key), Some(first), Some(second)) => keyed
+                .signer(key)
+                .map(|signer| signer.sign(first, second, &mut *out.cast::<[u8; SHA512_LEN]>())),
+            _ => None,
+        }
+    };
+    match signed {
+        Some(ok) => status(ok),
+        None => match STOCK.get().and_then(|s| s.hmac) {
+            // SAFETY: the stock call takes exactly the arguments SQLCipher gave this one.
+            Some(stock) => unsafe {
+                stock(
+                    ctx, algorithm, key, key_len, first, first_len, second, second_len, out,
+                )
+            },
+            None => SQLITE_ERROR,
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn keyed_cipher(
+    ctx: *mut c_void,
+    mode: c_int,
+    key: *mut u8,
+    key_len: c_int,
+    iv: *mut u8,
+    data: *mut u8,
+    len: c_int,
+    out: *mut u8,
+) -> c_int {
+    // SAFETY: SQLCipher passes its 32-byte key, the page's 16-byte IV and `len`-byte input and output
+    // buffers; the context is the codec's.
+    let ran = unsafe {
+        match (keyed(ctx), input(key, key_len)) {
+            (Some(keyed), Some(key)) if !iv.is_null() && !data.is_null() && !out.is_null() => keyed
+                .cipher(key, mode == 1)
+                .map(|cipher| cipher.run(iv, data, len, out)),
+            _ => None,
+        }
+    };
+    match ran {
+        Some(ok) => status(ok),
+        None => match STOCK.get().and_then(|s| s.cipher) {
+            // SAFETY: the stock call takes exactly the arguments SQLCipher gave this one.
+            Some(stock) => unsafe { stock(ctx, mode, key, key_len, iv, data, len, out) },
+            None => SQLITE_ERROR,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// RFC 4231 test case 2 (a key shorter than the block), with the message split in two as SQLCipher
+    /// passes page and page number.
+    #[test]
+    fn hmac_sha512_matches_rfc_4231() {
+        let signer = HmacSha512::new(b"Jefe").expect("keyed");
+        let mut out = [0u8; SHA512_LEN];
+        assert!(signer.sign(b"what do ya want ", b"for nothing?", &mut out));
+        assert_eq!(
+            hex(&out),
+            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
+        );
+        // Signing again from the same keyed states gives the same tag (the states are copied, not used up).
+        let mut again = [0u8; SHA512_LEN];
+        assert!(signer.sign(b"what do ya want for nothing?", b"", &mut again));
+        assert_eq!(out, again);
+    }
+
+    /// NIST SP 800-38A F.2.5/F.2.6 (AES-256-CBC), two pages in a row through one keyed context.
+    #[test]
+    fn aes_256_cbc_matches_sp_800_38a_in_both_directions_page_after_page() {
+        let key = unhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
+        let iv = unhex("000102030405060708090a0b0c0d0e0f");
+        let plain = unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
+        let expected = "f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d";
+        let mut encrypt = AesCbc::new(&key, true).expect("keyed");
+        let mut decrypt = AesCbc::new(&key, false).expect("keyed");
+        for _ in 0..2 {
+            let mut sealed = [0u8; 32];
+            // SAFETY: 16-byte IV, 32-byte input and output.
+            assert!(unsafe { encrypt.run(iv.as_ptr(), plain.as_ptr(), 32, sealed.as_mut_ptr()) });
+            assert_eq!(hex(&sealed), expected);
+            let mut opened = [0u8; 32];
+            // SAFETY: as above.
+            assert!(unsafe { decrypt.run(iv.as_ptr(), sealed.as_ptr(), 32, opened.as_mut_ptr()) });
+            assert_eq!(opened.as_slice(), plain.as_slice());
+        }
+    }
+
+    #[test]
+    fn the_random_pool_never_hands_out_the_same_bytes_twice_and_refills() {
+        let mut pool = RandomPool::default();
+        let mut seen = std::collections::HashSet::new();
+        // 200 draws of 80 bytes is about four refills of the 4 KiB pool.
+        for _ in 0..200 {
+            let mut iv = [0u8; 80];
+            assert!(pool.fill(&mut iv));
+            assert!(seen.insert(iv), "a draw repeated");
+        }
+        let mut big = vec![0u8; RANDOM_POOL + 1];
+        assert!(pool.fill(&mut big));
+        assert!(big.iter().any(|&b| b != 0));
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+}
