@@ -24,8 +24,11 @@ fn main() {
     let repeats: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     for _ in 0..repeats {
         let dir = tempfile::tempdir().expect("dir");
-        let kind = if cipher { Kind::Cipher } else { Kind::Plain };
-        local_store::use_stock_page_crypto(stock).expect("page crypto");
+        let kind = match (cipher, stock) {
+            (false, _) => Kind::Plain,
+            (true, false) => Kind::Cipher,
+            (true, true) => Kind::CipherStock,
+        };
         let mut store = open_fresh(kind, dir.path()).expect("store");
         if std::env::var_os("NO_CHECKPOINT").is_some() {
             store.set_long_pull(true).expect("long pull");
@@ -48,12 +51,16 @@ fn main() {
         let wal = std::fs::metadata(&wal).map_or(0, |m| m.len());
         let db = std::fs::metadata(store.path()).map_or(0, |m| m.len());
         println!(
-            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB",
+            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({})",
             args.get(1).map_or("cipher", String::as_str),
             wall.as_secs_f64() * 1e3,
             c.as_secs_f64() * 1e3,
             wal as f64 / 1048576.0,
-            db as f64 / 1048576.0
+            db as f64 / 1048576.0,
+            store
+                .cipher_provider()
+                .expect("provider")
+                .unwrap_or_else(|| "plain".into())
         );
         if std::env::var_os("KEEP").is_some() {
             // Left for inspection (e.g. `dbstat` on a plain file).
