@@ -117,7 +117,9 @@ describe('everyone', () => {
     await dialog.locator('textarea').fill(JSON.stringify(payload, null, 2));
     await dialog.getByRole('button', { name: 'Save and retry' }).click();
     await expect.poll(() => page.getByText('The inbox is empty').isVisible()).toBe(true);
-    expect(await page.getByTestId('sync-pending').textContent()).toMatch(/1 waiting to sync/);
+    // The sync bar takes the new count from the status event the retry emits, which can land after
+    // the inbox has reloaded: wait for it rather than read it once.
+    await expect.poll(() => page.getByTestId('sync-pending').textContent()).toMatch(/1 waiting to sync/);
   });
 
   test('offline: sync says so in plain words and keeps the work', async () => {
