@@ -221,38 +221,40 @@ struct Keyed {
 
 impl Keyed {
     fn signer(&mut self, key: &[u8]) -> Option<&HmacSha512> {
-        // Plain comparison: both sides are this process's own keys, never attacker input.
-        let found = self.signers.iter().position(|s| s.key.as_slice() == key);
-        let at = match found {
-            Some(at) => at,
-            None => {
-                if self.signers.len() == KEYED_KEPT {
-                    self.signers.remove(0);
-                }
-                self.signers.push(HmacSha512::new(key)?);
-                self.signers.len() - 1
-            }
-        };
+        let at = kept(
+            &mut self.signers,
+            |s| s.key.as_slice() == key,
+            || HmacSha512::new(key),
+        )?;
         self.signers.get(at)
     }
 
     fn cipher(&mut self, key: &[u8], encrypt: bool) -> Option<&mut AesCbc> {
-        let found = self
-            .ciphers
-            .iter()
-            .position(|c| c.encrypt == encrypt && c.key.as_slice() == key);
-        let at = match found {
-            Some(at) => at,
-            None => {
-                if self.ciphers.len() == KEYED_KEPT {
-                    self.ciphers.remove(0);
-                }
-                self.ciphers.push(AesCbc::new(key, encrypt)?);
-                self.ciphers.len() - 1
-            }
-        };
+        let at = kept(
+            &mut self.ciphers,
+            |c| c.encrypt == encrypt && c.key.as_slice() == key,
+            || AesCbc::new(key, encrypt),
+        )?;
         self.ciphers.get_mut(at)
     }
+}
+
+/// The position of the kept context that `matches`, else of a new one from `make` (dropping the oldest
+/// once `KEYED_KEPT` are kept). Keys are compared plainly: both sides are this process's own keys.
+fn kept<T>(
+    contexts: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> Option<T>,
+) -> Option<usize> {
+    if let Some(at) = contexts.iter().position(matches) {
+        return Some(at);
+    }
+    let made = make()?;
+    if contexts.len() == KEYED_KEPT {
+        contexts.remove(0);
+    }
+    contexts.push(made);
+    Some(contexts.len() - 1)
 }
 
 /// A SHA-512 state; zeroed when dropped, since after hashing a padded key block it stands for the key.
@@ -405,7 +407,8 @@ impl Drop for AesCbc {
     }
 }
 
-/// OpenSSL randomness drawn 4 KiB at a time and handed out in order, each byte once.
+/// OpenSSL randomness drawn 4 KiB at a time and handed out in order, each byte once. Per connection, so
+/// never shared across `fork()` (SQLite forbids using a connection there).
 struct RandomPool {
     bytes: Zeroizing<Vec<u8>>,
     used: usize,
@@ -605,10 +608,6 @@ unsafe extern "C" fn keyed_cipher(
 mod tests {
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// RFC 4231 test case 2 (a key shorter than the block), with the message split in two as SQLCipher
     /// passes page and page number.
     #[test]
@@ -617,7 +616,7 @@ mod tests {
         let mut out = [0u8; SHA512_LEN];
         assert!(signer.sign(b"what do ya want ", b"for nothing?", &mut out));
         assert_eq!(
-            hex(&out),
+            hex::encode(out),
             "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
         );
         // Signing again from the same keyed states gives the same tag (the states are copied, not used up).
@@ -629,9 +628,11 @@ mod tests {
     /// NIST SP 800-38A F.2.5/F.2.6 (AES-256-CBC), two pages in a row through one keyed context.
     #[test]
     fn aes_256_cbc_matches_sp_800_38a_in_both_directions_page_after_page() {
-        let key = unhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
-        let iv = unhex("000102030405060708090a0b0c0d0e0f");
-        let plain = unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
+        let key = hex::decode("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+            .expect("hex");
+        let iv = hex::decode("000102030405060708090a0b0c0d0e0f").expect("hex");
+        let plain = hex::decode("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51")
+            .expect("hex");
         let expected = "f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d";
         let mut encrypt = AesCbc::new(&key, true).expect("keyed");
         let mut decrypt = AesCbc::new(&key, false).expect("keyed");
@@ -639,7 +640,7 @@ mod tests {
             let mut sealed = [0u8; 32];
             // SAFETY: 16-byte IV, 32-byte input and output.
             assert!(unsafe { encrypt.run(iv.as_ptr(), plain.as_ptr(), 32, sealed.as_mut_ptr()) });
-            assert_eq!(hex(&sealed), expected);
+            assert_eq!(hex::encode(sealed), expected);
             let mut opened = [0u8; 32];
             // SAFETY: as above.
             assert!(unsafe { decrypt.run(iv.as_ptr(), sealed.as_ptr(), 32, opened.as_mut_ptr()) });
@@ -660,12 +661,5 @@ mod tests {
         let mut big = vec![0u8; RANDOM_POOL + 1];
         assert!(pool.fill(&mut big));
         assert!(big.iter().any(|&b| b != 0));
-    }
-
-    fn unhex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-            .collect()
     }
 }
