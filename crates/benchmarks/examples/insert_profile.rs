@@ -34,13 +34,25 @@ fn main() {
             store.set_long_pull(true).expect("long pull");
         }
         // The benchmark's own touches: 100,000 in time order on 2,000 properties.
-        let touches = benchmarks::store::touches(
+        let now = Timestamp::now();
+        let mut touches = benchmarks::store::touches(
             StormId::generate(),
             UserId::generate(),
             store.device_id(),
-            Timestamp::now(),
+            now,
             &mut ChaCha8Rng::seed_from_u64(7),
         );
+        // `SPREAD_MS=N`: one touch every N ms instead of every 6 s (e.g. 315360 spreads the 100,000 over
+        // a year, every hour of it holding touches: the most hours a property's timeline steps through).
+        if let Some(spread) = std::env::var("SPREAD_MS")
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            let count = touches.len() as i64;
+            for (i, touch) in touches.iter_mut().enumerate() {
+                touch.occurred_at = now.plus_millis(-(count - i as i64) * spread);
+            }
+        }
         let (c0, t0) = (cpu(), Instant::now());
         for batch in touches.chunks(chunk) {
             store.add_touches(batch).expect("insert");
@@ -62,9 +74,42 @@ fn main() {
                 .expect("provider")
                 .unwrap_or_else(|| "plain".into())
         );
+        if std::env::var_os("TIMELINE").is_some() {
+            // A property's timeline, median of 200 properties' (each holds 50 of the touches).
+            let mut seen = std::collections::HashSet::new();
+            let properties: Vec<PropertyId> = touches
+                .iter()
+                .map(|t| t.property_id)
+                .filter(|p| seen.insert(*p))
+                .take(200)
+                .collect();
+            let mut times: Vec<Duration> = properties
+                .iter()
+                .map(|p| {
+                    let t0 = Instant::now();
+                    let entries = store.timeline(*p).expect("timeline");
+                    assert_eq!(entries.len(), 50);
+                    t0.elapsed()
+                })
+                .collect();
+            times.sort();
+            println!(
+                "timeline p50 {:.2} ms, max {:.2} ms",
+                times[100].as_secs_f64() * 1e3,
+                times[199].as_secs_f64() * 1e3
+            );
+        }
         if std::env::var_os("KEEP").is_some() {
-            // Left for inspection (e.g. `dbstat` on a plain file).
-            println!("kept: {}", store.path().display());
+            // Left for inspection (e.g. `dbstat` on a plain file), with a copy of the write-ahead log as
+            // the inserts left it: closing the store checkpoints and removes the log.
+            let kept = store.path().with_extension("kept");
+            std::fs::copy(store.path(), &kept).expect("copy the file");
+            let mut log = store.path().as_os_str().to_owned();
+            log.push("-wal");
+            let mut kept_log = kept.as_os_str().to_owned();
+            kept_log.push("-wal");
+            std::fs::copy(&log, &kept_log).expect("copy the log");
+            println!("kept: {}", kept.display());
             std::mem::forget(dir);
         }
     }

@@ -59,6 +59,12 @@ pub struct PendingCounts {
 
 const OUTBOX_COLUMNS: &str = "change_id, hlc, device_id, entity, entity_id, op, payload";
 
+/// The outbox rows of one record (`?1`: its entity's name, `?2`: its id's 16 bytes), as a condition SQLite
+/// answers from two indexes (migration 0011): an append-only record's insert change has the record's id as
+/// its change id and is found through the unique `change_id` index; every other change is in
+/// `outbox_by_record`, whose entries are the rows whose change id is not their record's.
+pub(crate) const OF_RECORD: &str = "((change_id = ?2 AND entity_id = ?2 AND entity = ?1) OR (entity = ?1 AND entity_id = ?2 AND change_id IS NOT entity_id))";
+
 /// An outbox row as stored: the change, and its payload text — `None` for the insert of an append-only
 /// record, whose payload is the record itself (migration 0005; see [`resolve`]).
 struct StoredChange {
@@ -130,7 +136,7 @@ pub(crate) fn pending_field_writes(
 ) -> StoreResult<Vec<Change>> {
     // `seq` order is HLC order: the outbox holds only this device's writes, and its clock never goes back.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'pending' ORDER BY seq"
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {OF_RECORD} AND state = 'pending' ORDER BY seq"
     ))?;
     let stored = stmt
         .query_map(params![entity.as_str(), blob(id)], change_from_row)?
@@ -490,9 +496,9 @@ impl TenantStore {
     pub fn record_sync_state(&self, entity: Entity, id: Uuid) -> StoreResult<RecordSyncState> {
         let refused: Option<(Option<String>, Option<String>)> = self
             .conn
-            .prepare_cached(
-                "SELECT refused_code, refused_reason FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'refused' ORDER BY seq LIMIT 1",
-            )?
+            .prepare_cached(&format!(
+                "SELECT refused_code, refused_reason FROM outbox WHERE {OF_RECORD} AND state = 'refused' ORDER BY seq LIMIT 1",
+            ))?
             .query_row(params![entity.as_str(), blob(&id)], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((code, reason)) = refused {
@@ -503,7 +509,9 @@ impl TenantStore {
         }
         let pending: u32 = self
             .conn
-            .prepare_cached("SELECT count(*) FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND state = 'pending'")?
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM outbox WHERE {OF_RECORD} AND state = 'pending'"
+            ))?
             .query_row(params![entity.as_str(), blob(&id)], |r| r.get(0))?;
         Ok(if pending > 0 {
             RecordSyncState::Pending { changes: pending }

@@ -352,7 +352,9 @@ fn merge_mutable<R: MutableRecord + 'static>(
 
 /// Which kinds of mutable record have pending local writes, asked once per kind and page: when a kind
 /// has none (always, on a first sync), no pulled record of it needs the per-record outbox lookup.
-/// Applying a page writes nothing to the outbox, so the answer holds for the whole page.
+/// Applying a page writes nothing to the outbox, so the answer holds for the whole page. A mutable
+/// record's changes never have its id as their change id, so the question is answered from
+/// `outbox_by_record`, whose entries are exactly such changes (migration 0011).
 #[derive(Default)]
 struct PendingKinds {
     known: Vec<(Entity, bool)>,
@@ -365,7 +367,7 @@ impl PendingKinds {
         }
         let any: bool = conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 'pending')",
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 'pending' AND change_id IS NOT entity_id)",
             )?
             .query_row([entity.as_str()], |r| r.get(0))?;
         self.known.push((entity, any));

@@ -93,9 +93,25 @@ pub struct RecordCounts {
     pub decisions: i64,
 }
 
-/// Milliseconds in a UTC day: the unit of `utc_day_range` and the first column of the touches' (day,
-/// property) index, which the SQL spells as the literal `86400000` (migration 0009).
+/// A property's touches (`?1`: its id's 16 bytes). Touches are indexed by (UTC hour, property) (migration
+/// 0011): the query steps through the distinct hours, one index seek each, and seeks the property within
+/// each hour. `CROSS JOIN` keeps the hours as the outer loop: left to choose, SQLite's planner (which has
+/// no statistics here) reads every touch and looks each one's hour up instead, a scan of the whole table.
+pub(crate) const TIMELINE_TOUCHES: &str = "WITH RECURSIVE hour(h) AS (
+                 SELECT min(occurred_at / 3600000) FROM journey_touches
+                 UNION ALL
+                 SELECT (SELECT min(occurred_at / 3600000) FROM journey_touches WHERE occurred_at / 3600000 > hour.h)
+                   FROM hour WHERE hour.h IS NOT NULL)
+             SELECT t.id, t.property_id, t.storm_id, t.user_id, t.device_id, t.channel, t.result, t.notes, t.occurred_at
+               FROM hour CROSS JOIN journey_touches t
+              WHERE t.occurred_at / 3600000 = hour.h AND t.property_id = ?1";
+
+/// Milliseconds in a UTC day: the unit of `utc_day_range`.
 const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// Milliseconds in an hour: the first column of the touches' (hour, property) index, which the SQL spells
+/// as the literal `3600000` (migration 0011).
+const MILLIS_PER_HOUR: i64 = 3_600_000;
 
 /// The Unix-millisecond range of a UTC day written `YYYY-MM-DD`.
 pub fn utc_day_range(day: &str) -> StoreResult<(i64, i64)> {
@@ -344,19 +360,8 @@ impl TenantStore {
     pub fn timeline(&self, property: PropertyId) -> StoreResult<Vec<TimelineEntry>> {
         let id = property.to_string();
         let mut entries: Vec<TimelineEntry> = Vec::new();
-        // Touches are indexed by (UTC day, property) (migration 0009): the query steps through the
-        // distinct days, one index seek each, and seeks the property within each day. Touches keep their
-        // ids as 16 bytes (migration 0007).
-        let mut stmt = self.conn.prepare_cached(
-            "WITH RECURSIVE day(d) AS (
-                 SELECT min(occurred_at / 86400000) FROM journey_touches
-                 UNION ALL
-                 SELECT (SELECT min(occurred_at / 86400000) FROM journey_touches WHERE occurred_at / 86400000 > day.d)
-                   FROM day WHERE day.d IS NOT NULL)
-             SELECT t.id, t.property_id, t.storm_id, t.user_id, t.device_id, t.channel, t.result, t.notes, t.occurred_at
-               FROM day, journey_touches t
-              WHERE t.occurred_at / 86400000 = day.d AND t.property_id = ?1",
-        )?;
+        // Touches keep their ids as 16 bytes (migration 0007).
+        let mut stmt = self.conn.prepare_cached(TIMELINE_TOUCHES)?;
         for touch in stmt.query_map([rows::id_bytes(&property.0)], rows::touch_from_row)? {
             entries.push(TimelineEntry::Touch(touch?));
         }
@@ -386,9 +391,9 @@ impl TenantStore {
     /// `crew` = None summarises every user.
     pub fn crew_day(&self, crew: Option<CrewId>, day: &str) -> StoreResult<CrewDaySummary> {
         let (start, end) = utc_day_range(day)?;
-        // The (UTC day, property) index's first column (migration 0009), as SQLite computes it: integer
-        // division truncates toward zero, so a day before 1970 spans two of its values.
-        let (first_day, last_day) = (start / MILLIS_PER_DAY, (end - 1) / MILLIS_PER_DAY);
+        // The (UTC hour, property) index's first column (migration 0011), as SQLite computes it: integer
+        // division truncates toward zero, so an hour before 1970 spans two of its values.
+        let (first_hour, last_hour) = (start / MILLIS_PER_HOUR, (end - 1) / MILLIS_PER_HOUR);
         let crew_text = crew.map(|c| c.to_string());
         // A touch's ids are 16-byte blobs (migration 0007), the other tables' ids text: `unhex` turns
         // the few crew members' ids into blobs, so the touches' own columns are compared as stored.
@@ -396,17 +401,18 @@ impl TenantStore {
         let mut users: BTreeMap<String, UserDay> = BTreeMap::new();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.user_id, t.channel, t.result, count(*) FROM journey_touches t
-              WHERE t.occurred_at / 86400000 BETWEEN ?4 AND ?5 AND t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter}
+              WHERE t.occurred_at / 3600000 BETWEEN ?4 AND ?5 AND t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter}
               GROUP BY t.user_id, t.channel, t.result"
         ))?;
-        let groups = stmt.query_map(params![start, end, crew_text, first_day, last_day], |r| {
-            Ok((
-                rows::uuid_blob(r, 0)?.to_string(),
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
+        let groups =
+            stmt.query_map(params![start, end, crew_text, first_hour, last_hour], |r| {
+                Ok((
+                    rows::uuid_blob(r, 0)?.to_string(),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
         let mut total = 0;
         for group in groups {
             let (user, channel, result, n) = group?;
@@ -425,9 +431,9 @@ impl TenantStore {
         }
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.user_id, count(DISTINCT t.property_id), u.name FROM journey_touches t LEFT JOIN users u ON unhex(replace(u.id, '-', '')) = t.user_id
-              WHERE t.occurred_at / 86400000 BETWEEN ?4 AND ?5 AND t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter} GROUP BY t.user_id"
+              WHERE t.occurred_at / 3600000 BETWEEN ?4 AND ?5 AND t.occurred_at >= ?1 AND t.occurred_at < ?2 AND {crew_filter} GROUP BY t.user_id"
         ))?;
-        for row in stmt.query_map(params![start, end, crew_text, first_day, last_day], |r| {
+        for row in stmt.query_map(params![start, end, crew_text, first_hour, last_hour], |r| {
             Ok((
                 rows::uuid_blob(r, 0)?.to_string(),
                 r.get::<_, i64>(1)?,

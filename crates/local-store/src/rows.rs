@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
 use crate::multi_row::{MultiRow, ROWS_PER_STATEMENT, execute_rows};
+use crate::outbox::OF_RECORD;
 
 /// Reads a text column into any type with `FromStr` (ids, vocabularies).
 pub(crate) fn parsed<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
@@ -720,9 +721,9 @@ pub(crate) fn append_only_payload(
 fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreResult<()> {
     let entity_id = &id.as_bytes()[..];
     let referred: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND entity_id = ?2 AND payload IS NULL)",
-        )?
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE {OF_RECORD} AND payload IS NULL)"
+        ))?
         .query_row(params![entity.as_str(), entity_id], |r| r.get(0))?;
     if !referred {
         return Ok(());
@@ -731,9 +732,9 @@ fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreRes
         return Ok(());
     };
     let payload = serde_json::to_string(&payload).map_err(|e| StoreError::Decode(e.to_string()))?;
-    conn.prepare_cached(
-        "UPDATE outbox SET payload = ?3 WHERE entity = ?1 AND entity_id = ?2 AND payload IS NULL",
-    )?
+    conn.prepare_cached(&format!(
+        "UPDATE outbox SET payload = ?3 WHERE {OF_RECORD} AND payload IS NULL"
+    ))?
     .execute(params![entity.as_str(), entity_id, payload])?;
     Ok(())
 }

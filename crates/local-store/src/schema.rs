@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_scores_without_rowid",
         include_str!("../../../migrations/local/0010_scores_without_rowid.sql"),
     ),
+    (
+        "0011_lighter_touch_commits",
+        include_str!("../../../migrations/local/0011_lighter_touch_commits.sql"),
+    ),
 ];
 
 /// The two rank indexes of `properties` (migration 0001), which a first sync builds once at its end instead
@@ -107,6 +111,7 @@ pub fn dump(conn: &Connection) -> StoreResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
 
     /// 0005 rebuilds the outbox: rows already queued (pending or refused, with their payloads) survive it,
     /// and only an append-only insert may go without a payload afterwards.
@@ -392,5 +397,95 @@ mod tests {
             )
             .expect("rank");
         assert_eq!(rank, None, "the delete trigger was created again");
+    }
+    /// How SQLite runs `sql`: the details of its `EXPLAIN QUERY PLAN`, one line each.
+    fn plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let lines: Vec<String> = stmt
+            .query_map(params, |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        lines.join("\n")
+    }
+
+    /// 0011 indexes touches by (hour, property) and keeps in `outbox_by_record` only the changes whose id
+    /// is not their record's. A change queued before it (an append-only insert with its own random id) is
+    /// still found by its record, as is one written after it (the record's id as its change id), and
+    /// every per-record question is answered through indexes, never by reading the whole outbox.
+    #[test]
+    fn migration_0011_finds_changes_queued_before_and_after_it_through_indexes() {
+        use crate::outbox::OF_RECORD;
+        let mut conn = Connection::open_in_memory().expect("memory");
+        let (before, after) = MIGRATIONS.split_at(10);
+        assert_eq!(after[0].0, "0011_lighter_touch_commits");
+        for (_, sql) in before {
+            conn.execute_batch(sql).expect("0001-0010");
+        }
+        let (old_touch, old_change) = ([1u8; 16], [2u8; 16]);
+        conn.execute(
+            "INSERT INTO outbox (change_id, hlc, entity, entity_id, op, payload, created_at)
+             VALUES (?1, 'h1', 'journey_touch', ?2, 'insert', NULL, 5)",
+            [&old_change[..], &old_touch[..]],
+        )
+        .expect("a change queued before 0011");
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(after[0].1).expect("0011");
+        tx.commit().expect("commit");
+        let new_touch = [3u8; 16];
+        conn.execute(
+            "INSERT INTO outbox (change_id, hlc, entity, entity_id, op, payload, created_at)
+             VALUES (?1, 'h2', 'journey_touch', ?1, 'insert', NULL, 6)",
+            [&new_touch[..]],
+        )
+        .expect("a change written after 0011");
+        let indexed: i64 = conn
+            .query_row("SELECT count(*) FROM outbox INDEXED BY outbox_by_record WHERE entity = 'journey_touch' AND change_id IS NOT entity_id", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(indexed, 1, "only the older change has an entry");
+        let of_record = format!("SELECT seq FROM outbox WHERE {OF_RECORD}");
+        for (touch, seq) in [(old_touch, 1), (new_touch, 2)] {
+            let found: Vec<i64> = conn
+                .prepare(&of_record)
+                .expect("select")
+                .query_map(params!["journey_touch", &touch[..]], |r| r.get(0))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("read");
+            assert_eq!(found, [seq]);
+        }
+        let none: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM outbox WHERE {OF_RECORD}"),
+                params!["outcome", &new_touch[..]],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(none, 0, "the entity is part of the record's name");
+        let by_record = plan(&conn, &of_record, params!["journey_touch", &new_touch[..]]);
+        assert!(!by_record.contains("SCAN"), "{by_record}");
+        assert!(
+            by_record.contains("sqlite_autoindex_outbox_1"),
+            "{by_record}"
+        );
+        assert!(by_record.contains("outbox_by_record"), "{by_record}");
+        let pending_kind = plan(
+            &conn,
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 'pending' AND change_id IS NOT entity_id)",
+            ["property"],
+        );
+        assert!(pending_kind.contains("outbox_by_record"), "{pending_kind}");
+        let timeline = plan(
+            &conn,
+            crate::queries::TIMELINE_TOUCHES,
+            params![&new_touch[..]],
+        );
+        assert!(
+            timeline.contains("SEARCH t USING INDEX journey_touches_by_hour"),
+            "{timeline}"
+        );
+        assert!(!timeline.contains("SCAN t"), "{timeline}");
     }
 }

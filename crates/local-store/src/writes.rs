@@ -183,11 +183,19 @@ impl TenantStore {
             record.validate(now)?;
         }
         let mut clock = self.clock.clone();
-        let ids = change_ids(&self.rng, now, records.len())?;
         // An append-only record never changes after its insert, so its outbox row refers to the stored
         // record instead of copying it (migration 0005): about half the bytes a touch writes. A mutable
         // record's insert payload is the record itself, serialised once, straight to its text.
         let by_reference = entity.kind() == EntityKind::AppendOnly;
+        // That insert is the record's only change (an edit of it, if refused, is a new change with a
+        // fresh id), so it takes the record's own id — a UUIDv7 like every change id — and is found by
+        // it through the `change_id` index, which saves each such row an entry in `outbox_by_record`
+        // (migration 0011; `outbox::OF_RECORD`).
+        let ids = if by_reference {
+            records.iter().map(|r| ChangeId(id_of(r))).collect()
+        } else {
+            change_ids(&self.rng, now, records.len())?
+        };
         let mut changes = Vec::with_capacity(records.len());
         for (record, change_id) in records.iter().zip(&ids) {
             changes.push(InsertChange {

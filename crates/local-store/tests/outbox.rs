@@ -57,6 +57,10 @@ fn every_write_appends_its_change_in_hlc_order_and_the_clock_survives_a_reopen()
         serde_json::from_value(changes[2].payload.clone()).expect("payload is the record");
     assert_eq!(back, t);
     assert_eq!(changes[2].id.0.get_version_num(), 7);
+    // An append-only record's insert takes the record's id as its change id (migration 0011); a mutable
+    // record's changes have ids of their own.
+    assert_eq!(changes[2].id.0, t.id.0);
+    assert_ne!(changes[0].id.0, s.id.0);
     assert_eq!(
         f.store
             .record_sync_state(Entity::JourneyTouch, t.id.0)
@@ -386,6 +390,15 @@ fn inbox_changes_can_be_retried_edited_or_discarded() {
         .expect_err("invalid edit");
     assert_eq!(err.code(), "validation.too_long");
     assert_eq!(f.store.inbox().expect("inbox").len(), 3);
+    assert_eq!(
+        f.store
+            .record_sync_state(Entity::JourneyTouch, edit.id.0)
+            .expect("state"),
+        RecordSyncState::Refused {
+            code: "validation_failed".into(),
+            reason: "refused in test".into()
+        }
+    );
     edited.notes = "edited notes".into();
     let new_id = f
         .store
@@ -400,6 +413,14 @@ fn inbox_changes_can_be_retried_edited_or_discarded() {
         .find(|c| c.id == new_id)
         .expect("new change pending");
     assert_eq!(resent.payload["notes"], json!("edited notes"));
+    // The edit is a new change with an id of its own, still found by its record.
+    assert_ne!(new_id.0, edit.id.0);
+    assert_eq!(
+        f.store
+            .record_sync_state(Entity::JourneyTouch, edit.id.0)
+            .expect("state"),
+        RecordSyncState::Pending { changes: 1 }
+    );
     let stored = f
         .store
         .timeline(p.id)

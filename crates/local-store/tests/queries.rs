@@ -281,7 +281,7 @@ fn the_timeline_merges_touches_outcomes_and_decisions_by_time() {
 
 #[test]
 fn the_timeline_finds_a_propertys_touches_on_every_day_and_no_one_elses() {
-    // Touches are indexed by (UTC day, property) (migration 0009): the timeline walks every day.
+    // Touches are indexed by (UTC hour, property) (migration 0011): the timeline walks every hour.
     let mut f = tenant();
     let s = storm();
     f.store.add_storm(&s).expect("storm");

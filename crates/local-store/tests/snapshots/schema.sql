@@ -1,8 +1,8 @@
 CREATE INDEX assignments_by_property ON assignments (property_id, territory_id);
 
-CREATE INDEX journey_touches_by_day ON journey_touches (occurred_at / 86400000, property_id);
+CREATE INDEX journey_touches_by_hour ON journey_touches (occurred_at / 3600000, property_id);
 
-CREATE INDEX outbox_by_record ON outbox (entity, entity_id);
+CREATE INDEX outbox_by_record ON outbox (entity, entity_id) WHERE change_id IS NOT entity_id;
 
 CREATE INDEX outbox_refused ON outbox (refused_at, seq) WHERE state = 'refused';
 
