@@ -605,7 +605,7 @@ pub fn run() -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "writes again the leaf pages a previous commit already wrote (today's entries of the touches' (day, property) index, the last pages of each table), so more bytes are encrypted per row than in one large transaction.\n"
+        "writes again the leaf pages a previous commit already wrote (the last hour's entries of the touches' (hour, property) index, the last pages of each table), so more bytes are encrypted per row than in one large transaction.\n"
     )?;
     writeln!(
         out,
