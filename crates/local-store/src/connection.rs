@@ -157,6 +157,18 @@ pub fn use_stock_page_crypto(stock: bool) -> StoreResult<()> {
     changed.map_err(|_| StoreError::Crypto("SQLCipher's page crypto provider could not be changed"))
 }
 
+/// Whether the keyed page crypto hashes a written page's signature on a second core while the page is
+/// encrypted (`sqlcipher-provider`'s `sign_alongside`; on by default on machines with two cores or more).
+/// The bytes written are the same either way; the store benchmark measures both.
+pub fn sign_pages_alongside(enabled: bool) {
+    sqlcipher_provider::sign_alongside(enabled);
+}
+
+/// How many pages this process has written with their signature hashed on the second core.
+pub fn pages_signed_alongside() -> u64 {
+    sqlcipher_provider::pages_signed_alongside()
+}
+
 /// Keys a fresh connection and checks it reads the file, then applies the encryption pragmas.
 fn unlock(conn: &Connection, key: &DataKey, path: &Path) -> StoreResult<()> {
     use_keyed_page_crypto();

@@ -27,7 +27,9 @@ mod wipe;
 mod writes;
 
 pub use account::ServerAccount;
-pub use connection::{CACHE_SIZE_KIB, PAGE_SIZE, use_stock_page_crypto};
+pub use connection::{
+    CACHE_SIZE_KIB, PAGE_SIZE, pages_signed_alongside, sign_pages_alongside, use_stock_page_crypto,
+};
 pub use data_dir::{CreatedTenant, DataDir, NewTenant, ServerLink, TenantEntry};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{InboxItem, PendingCounts, ReceiptSummary, RecordSyncState};

@@ -28,6 +28,10 @@ use zeroize::{Zeroize, Zeroizing};
 // Make sure the SQLCipher amalgamation (and the OpenSSL it is built with) is linked into whatever uses this.
 use libsqlite3_sys as _;
 
+mod signing_alongside;
+
+pub use signing_alongside::{pages_signed_alongside, sign_alongside};
+
 const SQLITE_OK: c_int = 0;
 const SQLITE_ERROR: c_int = 1;
 /// SQLCipher's code for HMAC-SHA512, its default (and SQLCipher 4's) page signature.
@@ -35,6 +39,8 @@ const SQLCIPHER_HMAC_SHA512: c_int = 2;
 const SHA512_BLOCK: usize = 128;
 const SHA512_LEN: usize = 64;
 const AES_256_KEY_LEN: usize = 32;
+/// SQLCipher's IV per page, AES's block.
+const AES_IV_LEN: usize = 16;
 /// Randomness drawn from OpenSSL per refill of a connection's pool (SQLCipher asks 80 bytes per page).
 const RANDOM_POOL: usize = 4096;
 /// Keyed contexts kept per connection: a connection has one key, two while `PRAGMA rekey` rewrites the file.
@@ -217,6 +223,20 @@ struct Keyed {
     signers: Vec<HmacSha512>,
     ciphers: Vec<AesCbc>,
     random: RandomPool,
+    /// The signer of this connection's last written page: SQLCipher signs every page it writes with the
+    /// same HMAC key, so the next page's inner hash can start (on the helper) before it is asked for.
+    page_signer: Option<HmacSha512>,
+    /// Where the last encrypted page's output is, so its signing call can be recognised.
+    last_encrypted: Option<(usize, c_int)>,
+    /// The inner hash of the page just encrypted, computed alongside its encryption.
+    hashed_alongside: Option<HashedPage>,
+}
+
+/// A page's inner HMAC hash, started from `page_signer`'s key over `len` bytes at `at`.
+struct HashedPage {
+    at: usize,
+    len: c_int,
+    inner: Sha512State,
 }
 
 impl Keyed {
@@ -236,6 +256,102 @@ impl Keyed {
             || AesCbc::new(key, encrypt),
         )?;
         self.ciphers.get_mut(at)
+    }
+
+    /// Encrypts or decrypts one page (SQLCipher's cipher call). A page being written is hashed for its
+    /// signature on the helper thread while it is encrypted, when this connection has signed a written
+    /// page before (so the key is known) and the helper is free; else it is only encrypted here.
+    ///
+    /// # Safety
+    /// As SQLCipher's cipher call: `iv` points at 16 readable bytes, `input` and `output` at `len` bytes
+    /// each, and SQLCipher does not change the output or the IV before it signs them.
+    unsafe fn crypt(
+        &mut self,
+        key: &[u8],
+        encrypt: bool,
+        iv: *const u8,
+        input: *const u8,
+        len: c_int,
+        output: *mut u8,
+    ) -> Option<bool> {
+        self.hashed_alongside = None;
+        self.last_encrypted = None;
+        // SQLCipher puts a written page's IV right after its ciphertext and signs the two together.
+        let page = usize::try_from(len)
+            .ok()
+            .filter(|&n| encrypt && (output as usize).checked_add(n) == Some(iv as usize))
+            .and_then(|n| {
+                Some((
+                    n,
+                    n.checked_add(AES_IV_LEN)?,
+                    c_int::try_from(n + AES_IV_LEN).ok()?,
+                ))
+            });
+        if let Some((_, _, signed_len)) = page {
+            self.last_encrypted = Some((output as usize, signed_len));
+        }
+        let inner = page.and_then(|_| Some(self.page_signer.as_ref()?.inner.clone()));
+        let cipher = self.cipher(key, encrypt)?;
+        let (Some((written, signed, signed_len)), Some(inner)) = (page, inner) else {
+            // SAFETY: the caller's buffers, passed on.
+            return Some(unsafe { cipher.run(iv, input, len, output) });
+        };
+        let Some(helper) = signing_alongside::claim() else {
+            // SAFETY: as above.
+            return Some(unsafe { cipher.run(iv, input, len, output) });
+        };
+        // SAFETY: as above.
+        if !unsafe { cipher.start(iv) } {
+            return Some(false);
+        }
+        // SAFETY: `output` holds the page's `written` bytes of ciphertext and the IV right after them
+        // (checked above), readable for this call; only the stretches below write the ciphertext, each
+        // exactly its own bytes of `input` and `output`, and nothing writes the IV.
+        let (ok, hashed) = unsafe {
+            helper.hash_behind(output, signed, written, inner, |at, stretch| {
+                cipher.stretch(input.add(at), stretch as c_int, output.add(at))
+            })
+        };
+        self.hashed_alongside = hashed.map(|inner| HashedPage {
+            at: output as usize,
+            len: signed_len,
+            inner,
+        });
+        Some(ok)
+    }
+
+    /// Signs `first` then `second` under `key` (SQLCipher's HMAC call). The signing of the page this
+    /// connection just encrypted finishes the inner hash computed alongside, and makes `key` the page
+    /// signer for the pages after it.
+    fn sign(
+        &mut self,
+        key: &[u8],
+        first: &[u8],
+        second: &[u8],
+        out: &mut [u8; SHA512_LEN],
+    ) -> Option<bool> {
+        let hashed = self.hashed_alongside.take();
+        let page = c_int::try_from(first.len())
+            .ok()
+            .map(|len| (first.as_ptr() as usize, len));
+        let signs_written_page = page.is_some() && self.last_encrypted.take() == page;
+        let known_signer = self
+            .page_signer
+            .as_ref()
+            .filter(|signer| signer.key.as_slice() == key);
+        if let (true, Some(hashed), Some(signer)) = (signs_written_page, hashed, known_signer)
+            && Some((hashed.at, hashed.len)) == page
+        {
+            return Some(signer.finish(hashed.inner, second, out));
+        }
+        let learn = signs_written_page && known_signer.is_none();
+        let signer = self.signer(key)?;
+        let ok = signer.sign(first, second, out);
+        if learn {
+            let signer = signer.clone();
+            self.page_signer = Some(signer);
+        }
+        Some(ok)
     }
 }
 
@@ -328,12 +444,27 @@ impl HmacSha512 {
 
     fn sign(&self, first: &[u8], second: &[u8], out: &mut [u8; SHA512_LEN]) -> bool {
         let mut inner = self.inner.clone();
+        inner.update(first) && self.finish(inner, second, out)
+    }
+
+    /// Finishes a signature whose inner hash has already taken the first part of the message.
+    fn finish(&self, mut inner: Sha512State, second: &[u8], out: &mut [u8; SHA512_LEN]) -> bool {
         let mut inner_hash = Zeroizing::new([0u8; SHA512_LEN]);
-        if !(inner.update(first) && inner.update(second) && inner.finish(&mut inner_hash)) {
+        if !(inner.update(second) && inner.finish(&mut inner_hash)) {
             return false;
         }
         let mut outer = self.outer.clone();
         outer.update(inner_hash.as_slice()) && outer.finish(out)
+    }
+}
+
+impl Clone for HmacSha512 {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            inner: self.inner.clone(),
+            outer: self.outer.clone(),
+        }
     }
 }
 
@@ -379,11 +510,17 @@ impl AesCbc {
     /// # Safety
     /// `iv` points at 16 readable bytes, `input` and `output` at `len` bytes each (SQLCipher's page buffers).
     unsafe fn run(&mut self, iv: *const u8, input: *const u8, len: c_int, output: *mut u8) -> bool {
-        let mut written: c_int = 0;
+        // SAFETY: the caller's buffers, passed on.
+        unsafe { self.start(iv) && self.stretch(input, len, output) }
+    }
+
+    /// Starts a page: sets its IV, keeping the key schedule.
+    ///
+    /// # Safety
+    /// `iv` points at 16 readable bytes.
+    unsafe fn start(&mut self, iv: *const u8) -> bool {
         // SAFETY: the context is live and keyed; a null cipher and key keep the key schedule and set only
-        // the IV (mode -1: this context's direction); the caller vouches for the buffers. Without padding,
-        // whole blocks come out of the update itself (no finishing call holds any back), which `written`
-        // confirms.
+        // the IV (mode -1: this context's direction); the caller vouches for the IV.
         unsafe {
             ossl::EVP_CipherInit_ex(
                 self.context,
@@ -393,7 +530,20 @@ impl AesCbc {
                 iv,
                 -1,
             ) == 1
-                && ossl::EVP_CipherUpdate(self.context, output, &mut written, input, len) == 1
+        }
+    }
+
+    /// Encrypts or decrypts the page's next `len` bytes (whole AES blocks), chaining from the last ones.
+    ///
+    /// # Safety
+    /// `input` and `output` point at `len` bytes each.
+    unsafe fn stretch(&mut self, input: *const u8, len: c_int, output: *mut u8) -> bool {
+        let mut written: c_int = 0;
+        // SAFETY: the context is live, keyed and started; the caller vouches for the buffers. Without
+        // padding, whole blocks come out of the update itself (no finishing call holds any back), which
+        // `written` confirms; the context carries the CBC chain from one update to the next.
+        unsafe {
+            ossl::EVP_CipherUpdate(self.context, output, &mut written, input, len) == 1
                 && written == len
         }
     }
@@ -553,9 +703,9 @@ unsafe extern "C" fn keyed_hmac(
             input(first, first_len),
             input(second, second_len),
         ) {
-            (true, Some(keyed), Some(key), Some(first), Some(second)) => keyed
-                .signer(key)
-                .map(|signer| signer.sign(first, second, &mut *out.cast::<[u8; SHA512_LEN]>())),
+            (true, Some(keyed), Some(key), Some(first), Some(second)) => {
+                keyed.sign(key, first, second, &mut *out.cast::<[u8; SHA512_LEN]>())
+            }
             _ => None,
         }
     };
@@ -588,9 +738,9 @@ unsafe extern "C" fn keyed_cipher(
     // buffers; the context is the codec's.
     let ran = unsafe {
         match (keyed(ctx), input(key, key_len)) {
-            (Some(keyed), Some(key)) if !iv.is_null() && !data.is_null() && !out.is_null() => keyed
-                .cipher(key, mode == 1)
-                .map(|cipher| cipher.run(iv, data, len, out)),
+            (Some(keyed), Some(key)) if !iv.is_null() && !data.is_null() && !out.is_null() => {
+                keyed.crypt(key, mode == 1, iv, data, len, out)
+            }
             _ => None,
         }
     };
@@ -645,6 +795,137 @@ mod tests {
             // SAFETY: as above.
             assert!(unsafe { decrypt.run(iv.as_ptr(), sealed.as_ptr(), 32, opened.as_mut_ptr()) });
             assert_eq!(opened.as_slice(), plain.as_slice());
+        }
+    }
+
+    /// SQLCipher's cipher call for a page being written: `page` has room for the ciphertext of `plain`
+    /// and holds the IV right after it.
+    fn encrypt_page(keyed: &mut Keyed, aes: &[u8], plain: &[u8], page: &mut [u8]) -> Option<bool> {
+        let len = plain.len();
+        assert!(page.len() >= len + AES_IV_LEN);
+        let out = page.as_mut_ptr();
+        // SAFETY: `out` has `len` writable bytes and the IV's 16 right after them (asserted above); the
+        // input is `plain`'s `len` bytes.
+        unsafe { keyed.crypt(aes, true, out.add(len), plain.as_ptr(), len as c_int, out) }
+    }
+
+    /// One SQLCipher page write as SQLCipher makes it: random IV after the ciphertext, encrypt, sign.
+    fn write_page(
+        keyed: &mut Keyed,
+        aes: &[u8],
+        mac: &[u8],
+        plain: &[u8],
+        page: &mut [u8],
+    ) -> [u8; 64] {
+        let len = plain.len();
+        assert!(keyed.random.fill(&mut page[len..len + AES_IV_LEN]));
+        assert_eq!(encrypt_page(keyed, aes, plain, page), Some(true));
+        let mut tag = [0u8; SHA512_LEN];
+        assert_eq!(
+            keyed.sign(
+                mac,
+                &page[..len + AES_IV_LEN],
+                &7u32.to_le_bytes(),
+                &mut tag
+            ),
+            Some(true)
+        );
+        tag
+    }
+
+    /// The same page encrypted and signed one step after the other, from fresh contexts.
+    fn expected_tag(aes: &[u8], mac: &[u8], plain: &[u8], page: &[u8]) -> [u8; 64] {
+        let len = plain.len();
+        let mut sealed = vec![0u8; len];
+        let mut cipher = AesCbc::new(aes, true).expect("keyed");
+        // SAFETY: 16-byte IV, `len`-byte input and output.
+        assert!(unsafe {
+            cipher.run(
+                page[len..].as_ptr(),
+                plain.as_ptr(),
+                len as c_int,
+                sealed.as_mut_ptr(),
+            )
+        });
+        assert_eq!(sealed.as_slice(), &page[..len], "ciphertext differs");
+        let mut tag = [0u8; SHA512_LEN];
+        let signer = HmacSha512::new(mac).expect("keyed");
+        assert!(signer.sign(&page[..len + AES_IV_LEN], &7u32.to_le_bytes(), &mut tag));
+        tag
+    }
+
+    /// Pages whose signature was hashed on the helper while they were encrypted carry the same
+    /// ciphertext and tag as pages done one step after the other; a signing call for other bytes or
+    /// under another key right after an encryption is not answered from that page's hash.
+    #[test]
+    fn pages_hashed_alongside_their_encryption_sign_as_if_hashed_after_it() {
+        let (aes, mac, other_mac) = ([0x2bu8; 32], [0x7eu8; 32], [0x15u8; 32]);
+        let mut keyed = Keyed::default();
+        // SQLCipher's page: 4,016 bytes of ciphertext, the IV, the tag and random filler.
+        let len = 4016;
+        let before = pages_signed_alongside();
+        for round in 0..2_000u32 {
+            let plain: Vec<u8> = (0..len).map(|i| (i as u32 * 31 + round) as u8).collect();
+            let mut page = vec![0u8; 4096];
+            let tag = write_page(&mut keyed, &aes, &mac, &plain, &mut page);
+            assert_eq!(
+                tag,
+                expected_tag(&aes, &mac, &plain, &page),
+                "round {round}"
+            );
+            if round % 500 == 499 {
+                // The helper parks when idle; pages then go one step after the other until it is up.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores >= 2 {
+            assert!(
+                pages_signed_alongside() > before,
+                "no page was hashed on the helper"
+            );
+        }
+        // Right after an encryption: a signing call for another buffer, or under another key.
+        for _ in 0..50 {
+            let plain = vec![9u8; len];
+            let mut page = vec![0u8; 4096];
+            assert!(keyed.random.fill(&mut page[len..len + AES_IV_LEN]));
+            assert_eq!(
+                encrypt_page(&mut keyed, &aes, &plain, &mut page),
+                Some(true)
+            );
+            let copy = page.clone();
+            let mut tag = [0u8; SHA512_LEN];
+            assert_eq!(
+                keyed.sign(&mac, &copy[..len + 8], &[], &mut tag),
+                Some(true)
+            );
+            let mut expected = [0u8; SHA512_LEN];
+            assert!(HmacSha512::new(&mac).expect("keyed").sign(
+                &copy[..len + 8],
+                &[],
+                &mut expected
+            ));
+            assert_eq!(tag, expected, "another buffer");
+            assert_eq!(
+                encrypt_page(&mut keyed, &aes, &plain, &mut page),
+                Some(true)
+            );
+            assert_eq!(
+                keyed.sign(
+                    &other_mac,
+                    &page[..len + AES_IV_LEN],
+                    &[1, 0, 0, 0],
+                    &mut tag
+                ),
+                Some(true)
+            );
+            assert!(HmacSha512::new(&other_mac).expect("keyed").sign(
+                &page[..len + AES_IV_LEN],
+                &[1, 0, 0, 0],
+                &mut expected
+            ));
+            assert_eq!(tag, expected, "another key");
         }
     }
 

@@ -94,10 +94,19 @@ fn stock_and_keyed_providers_read_each_others_files_and_refuse_wrong_keys_and_da
 
     sqlcipher_provider::register().expect("register");
     sqlcipher_provider::register().expect("registering twice is a no-op");
+    let alongside = sqlcipher_provider::pages_signed_alongside();
     assert_eq!(
         write_rows(&by_keyed, KEY),
         sqlcipher_provider::PROVIDER_NAME
     );
+    // With two cores, most of those pages were signed with their hash computed alongside their
+    // encryption: the stock provider reading this file below checks those signatures.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        assert!(
+            sqlcipher_provider::pages_signed_alongside() > alongside,
+            "no page was signed alongside its encryption"
+        );
+    }
     let (name, read) = read_rows(&by_stock, KEY);
     assert_eq!(name, sqlcipher_provider::PROVIDER_NAME);
     read.expect("the keyed provider reads the stock provider's file");
