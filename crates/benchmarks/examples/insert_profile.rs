@@ -1,8 +1,10 @@
 //! Profiling aid for the laptop write path: 100,000 journey touches with their outbox rows into a fresh
-//! SQLCipher or plain store, as `cargo xtask bench store` inserts them, printing wall and thread CPU time
-//! and the WAL and file sizes left. Small enough to run under `perf record` without the rest of the suite:
+//! SQLCipher or plain store, as `cargo xtask bench store` inserts them, printing wall time, CPU time of all
+//! threads (the page crypto's signing helper included) and the WAL and file sizes left. Small enough to
+//! run under `perf record` without the rest of the suite:
 //! `cargo run --release -p benchmarks --example insert_profile -- cipher|stock|plain [rows per transaction] [runs]`
-//! (`cipher`: SQLCipher with this project's keyed page crypto; `stock`: with SQLCipher's stock provider).
+//! (`cipher`: SQLCipher with this project's keyed page crypto, `SERIAL=1` with its signing helper off;
+//! `stock`: with SQLCipher's stock provider).
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use domain::*;
 
 fn cpu() -> Duration {
-    benchmarks::store::thread_cpu_time().unwrap_or_default()
+    benchmarks::store::process_cpu_time().unwrap_or_default()
 }
 
 fn main() {
@@ -22,10 +24,14 @@ fn main() {
     let stock = args.get(1).map(String::as_str) == Some("stock");
     let chunk: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let repeats: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    // `SERIAL=1`: encrypt and then sign each page on the writing thread (no hashing on a second core).
+    let serial = std::env::var_os("SERIAL").is_some();
     for _ in 0..repeats {
+        let alongside = local_store::pages_signed_alongside();
         let dir = tempfile::tempdir().expect("dir");
         let kind = match (cipher, stock) {
             (false, _) => Kind::Plain,
+            (true, false) if serial => Kind::CipherOneThread,
             (true, false) => Kind::Cipher,
             (true, true) => Kind::CipherStock,
         };
@@ -63,7 +69,7 @@ fn main() {
         let wal = std::fs::metadata(&wal).map_or(0, |m| m.len());
         let db = std::fs::metadata(store.path()).map_or(0, |m| m.len());
         println!(
-            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({})",
+            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({}, {} pages signed alongside)",
             args.get(1).map_or("cipher", String::as_str),
             wall.as_secs_f64() * 1e3,
             c.as_secs_f64() * 1e3,
@@ -72,7 +78,8 @@ fn main() {
             store
                 .cipher_provider()
                 .expect("provider")
-                .unwrap_or_else(|| "plain".into())
+                .unwrap_or_else(|| "plain".into()),
+            local_store::pages_signed_alongside() - alongside
         );
         if std::env::var_os("TIMELINE").is_some() {
             // A property's timeline, median of 200 properties' (each holds 50 of the touches).
