@@ -149,27 +149,12 @@ impl Helper {
                 PARKED => {
                     std::thread::park();
                     // Woken by a writer (WAKING) or spuriously (still PARKED): either way, spin again.
-                    let _ = self.state.compare_exchange(
-                        WAKING,
-                        SPINNING,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
-                    let _ = self.state.compare_exchange(
-                        PARKED,
-                        SPINNING,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
+                    self.spin_again(WAKING);
+                    self.spin_again(PARKED);
                     idle_since = Instant::now();
                 }
                 WAKING => {
-                    let _ = self.state.compare_exchange(
-                        WAKING,
-                        SPINNING,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
+                    self.spin_again(WAKING);
                     idle_since = Instant::now();
                 }
                 state => {
@@ -190,6 +175,13 @@ impl Helper {
                 }
             }
         }
+    }
+
+    /// Moves from `from` (asleep, or asked to wake) back to waiting for a page; a no-op in any other state.
+    fn spin_again(&self, from: u8) {
+        let _ = self
+            .state
+            .compare_exchange(from, SPINNING, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// Hashes the page's bytes as the writer finishes them, leaving the state (or None if hashing
