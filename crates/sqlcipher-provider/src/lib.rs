@@ -227,16 +227,10 @@ struct Keyed {
     /// same HMAC key, so the next page's inner hash can start (on the helper) before it is asked for.
     page_signer: Option<HmacSha512>,
     /// Where the last encrypted page's output is, so its signing call can be recognised.
-    last_encrypted: Option<(usize, c_int)>,
-    /// The inner hash of the page just encrypted, computed alongside its encryption.
-    hashed_alongside: Option<HashedPage>,
-}
-
-/// A page's inner HMAC hash, started from `page_signer`'s key over `len` bytes at `at`.
-struct HashedPage {
-    at: usize,
-    len: c_int,
-    inner: Sha512State,
+    last_encrypted: Option<(usize, usize)>,
+    /// The inner hash (from `page_signer`'s key) of the page at `last_encrypted`, computed alongside
+    /// its encryption.
+    hashed_alongside: Option<Sha512State>,
 }
 
 impl Keyed {
@@ -280,19 +274,11 @@ impl Keyed {
         let page = usize::try_from(len)
             .ok()
             .filter(|&n| encrypt && (output as usize).checked_add(n) == Some(iv as usize))
-            .and_then(|n| {
-                Some((
-                    n,
-                    n.checked_add(AES_IV_LEN)?,
-                    c_int::try_from(n + AES_IV_LEN).ok()?,
-                ))
-            });
-        if let Some((_, _, signed_len)) = page {
-            self.last_encrypted = Some((output as usize, signed_len));
-        }
+            .and_then(|n| Some((n, n.checked_add(AES_IV_LEN)?)));
+        self.last_encrypted = page.map(|(_, signed)| (output as usize, signed));
         let inner = page.and_then(|_| Some(self.page_signer.as_ref()?.inner.clone()));
         let cipher = self.cipher(key, encrypt)?;
-        let (Some((written, signed, signed_len)), Some(inner)) = (page, inner) else {
+        let (Some((written, signed)), Some(inner)) = (page, inner) else {
             // SAFETY: the caller's buffers, passed on.
             return Some(unsafe { cipher.run(iv, input, len, output) });
         };
@@ -312,11 +298,7 @@ impl Keyed {
                 cipher.stretch(input.add(at), stretch as c_int, output.add(at))
             })
         };
-        self.hashed_alongside = hashed.map(|inner| HashedPage {
-            at: output as usize,
-            len: signed_len,
-            inner,
-        });
+        self.hashed_alongside = hashed;
         Some(ok)
     }
 
@@ -331,18 +313,14 @@ impl Keyed {
         out: &mut [u8; SHA512_LEN],
     ) -> Option<bool> {
         let hashed = self.hashed_alongside.take();
-        let page = c_int::try_from(first.len())
-            .ok()
-            .map(|len| (first.as_ptr() as usize, len));
-        let signs_written_page = page.is_some() && self.last_encrypted.take() == page;
+        let signs_written_page =
+            self.last_encrypted.take() == Some((first.as_ptr() as usize, first.len()));
         let known_signer = self
             .page_signer
             .as_ref()
             .filter(|signer| signer.key.as_slice() == key);
-        if let (true, Some(hashed), Some(signer)) = (signs_written_page, hashed, known_signer)
-            && Some((hashed.at, hashed.len)) == page
-        {
-            return Some(signer.finish(hashed.inner, second, out));
+        if let (true, Some(hashed), Some(signer)) = (signs_written_page, hashed, known_signer) {
+            return Some(signer.finish(hashed, second, out));
         }
         let learn = signs_written_page && known_signer.is_none();
         let signer = self.signer(key)?;
