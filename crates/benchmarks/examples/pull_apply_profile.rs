@@ -3,7 +3,8 @@
 //! (each server transaction of 10,000 properties and their 10,000 scores in record order: a property and
 //! its score, which shares its id, side by side in random order, as their change ids fall), each record
 //! the JSON text PostgreSQL's `jsonb` prints — applied with `apply_pulled_text` into a fresh SQLCipher
-//! file in the long-pull mode, printing wall and thread CPU time. No server or network, so it runs under
+//! file in the long-pull mode, printing wall time and the CPU time of all the process's
+//! threads (the page signing helper's share counts). No server or network, so it runs under
 //! `perf record`:
 //! `cargo run --release -p benchmarks --example pull_apply_profile -- [properties] [runs] [order]`, where
 //! `order` is `record` (the default, as above), `change` (each transaction's rows in random order: the
@@ -18,7 +19,7 @@ use sync_protocol::{ChangeOp, Entity};
 use uuid::Uuid;
 
 fn cpu() -> Duration {
-    benchmarks::store::thread_cpu_time().unwrap_or_default()
+    benchmarks::store::process_cpu_time().unwrap_or_default()
 }
 
 /// `serde_json` text in the shape `jsonb::text` prints: a space after every `:` and `,`.
