@@ -13,6 +13,7 @@ mod error;
 mod key_file;
 mod multi_row;
 mod outbox;
+mod outbox_columns;
 mod policy_inputs;
 mod pull;
 mod queries;

@@ -9,6 +9,7 @@ use sync_protocol::{Change, ChangeOp, Entity, FieldClocks, Receipt, ReceiptStatu
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
+use crate::outbox_columns;
 use crate::rows::{self, MutableRecord};
 use crate::store::TenantStore;
 use crate::writes::{append_change, before_values, persist_clock, to_map};
@@ -57,9 +58,12 @@ pub struct PendingCounts {
     pub oldest_pending_age_ms: Option<i64>,
 }
 
+/// Read by [`change_from_row`]. In statements, `state = 0` is a pending change and `state = 1` a refused
+/// one (migration 0012, `outbox_columns`).
 const OUTBOX_COLUMNS: &str = "change_id, hlc, device_id, entity, entity_id, op, payload";
 
-/// The outbox rows of one record (`?1`: its entity's name, `?2`: its id's 16 bytes), as a condition SQLite
+/// The outbox rows of one record (`?1`: its entity's code, `outbox_columns::entity_code`; `?2`: its id's
+/// 16 bytes), as a condition SQLite
 /// answers from two indexes (migration 0011): an append-only record's insert change has the record's id as
 /// its change id and is found through the unique `change_id` index; every other change is in
 /// `outbox_by_record`, whose entries are the rows whose change id is not their record's.
@@ -82,18 +86,20 @@ fn change_from_row(row: &Row<'_>) -> rusqlite::Result<StoredChange> {
             Box::<dyn std::error::Error + Send + Sync>::from(message),
         )
     };
-    let hlc: String = row.get(1)?;
-    let entity: String = row.get(3)?;
-    let op: String = row.get(5)?;
+    let hlc: Vec<u8> = row.get(1)?;
+    let entity: i64 = row.get(3)?;
+    let op: i64 = row.get(5)?;
     Ok(StoredChange {
         change: Change {
             id: ChangeId(rows::uuid_blob(row, 0)?),
-            hlc: Hlc::parse(&hlc).map_err(|e| conversion(1, e.to_string()))?,
+            hlc: outbox_columns::hlc_from_bytes(&hlc)
+                .ok_or_else(|| conversion(1, format!("a clock reading of {} bytes", hlc.len())))?,
             device_id: DeviceId::nil(),
-            entity: Entity::parse(&entity)
+            entity: outbox_columns::entity_from_code(entity)
                 .ok_or_else(|| conversion(3, format!("unknown entity {entity}")))?,
             entity_id: rows::uuid_blob(row, 4)?,
-            op: ChangeOp::parse(&op).ok_or_else(|| conversion(5, format!("unknown op {op}")))?,
+            op: outbox_columns::op_from_code(op)
+                .ok_or_else(|| conversion(5, format!("unknown op {op}")))?,
             payload: Value::Null,
         },
         device: rows::parsed_opt(row, 2)?,
@@ -136,10 +142,13 @@ pub(crate) fn pending_field_writes(
 ) -> StoreResult<Vec<Change>> {
     // `seq` order is HLC order: the outbox holds only this device's writes, and its clock never goes back.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {OF_RECORD} AND state = 'pending' ORDER BY seq"
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {OF_RECORD} AND state = 0 ORDER BY seq"
     ))?;
     let stored = stmt
-        .query_map(params![entity.as_str(), blob(id)], change_from_row)?
+        .query_map(
+            params![outbox_columns::entity_code(entity), blob(id)],
+            change_from_row,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     if stored.is_empty() {
         return Ok(Vec::new());
@@ -255,7 +264,7 @@ impl TenantStore {
     pub fn pending_changes(&self, limit: usize) -> StoreResult<Vec<Change>> {
         // `seq` order is HLC order (see `pending_field_writes`), so the rowid walk needs no index or sort.
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?1"
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 0 ORDER BY seq LIMIT ?1"
         ))?;
         let stored = stmt
             .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], change_from_row)?
@@ -302,7 +311,7 @@ impl TenantStore {
                     let reason = receipt.reason.clone().unwrap_or_default();
                     let n = tx
                         .prepare_cached(
-                            "UPDATE outbox SET state = 'refused', refused_code = ?2, refused_reason = ?3, refused_at = ?4 WHERE change_id = ?1",
+                            "UPDATE outbox SET state = 1, refused_code = ?2, refused_reason = ?3, refused_at = ?4 WHERE change_id = ?1",
                         )?
                         .execute(params![id, code, reason, now.millis()])?;
                     summary.refused += n;
@@ -326,7 +335,7 @@ impl TenantStore {
     /// The refused changes, oldest first.
     pub fn inbox(&self) -> StoreResult<Vec<InboxItem>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {OUTBOX_COLUMNS}, refused_code, refused_reason, refused_at FROM outbox WHERE state = 'refused' ORDER BY refused_at, seq"
+            "SELECT {OUTBOX_COLUMNS}, refused_code, refused_reason, refused_at FROM outbox WHERE state = 1 ORDER BY refused_at, seq"
         ))?;
         let stored = stmt
             .query_map([], |row| {
@@ -356,23 +365,34 @@ impl TenantStore {
         id: ChangeId,
         own_device: DeviceId,
     ) -> StoreResult<(Change, Option<Value>)> {
-        conn.query_row(&format!("SELECT {OUTBOX_COLUMNS}, before FROM outbox WHERE change_id = ?1 AND state = 'refused'"), [blob(&id.0)], |row| {
-            let before: Option<String> = row.get(7)?;
-            Ok((change_from_row(row)?, before))
-        })
+        conn.query_row(
+            &format!(
+                "SELECT {OUTBOX_COLUMNS}, before FROM outbox WHERE change_id = ?1 AND state = 1"
+            ),
+            [blob(&id.0)],
+            |row| {
+                let before: Option<String> = row.get(7)?;
+                Ok((change_from_row(row)?, before))
+            },
+        )
         .optional()?
         .map(|(change, before)| {
-            let before = before.map(|b| serde_json::from_str(&b)).transpose().map_err(|e| StoreError::Decode(e.to_string()))?;
+            let before = before
+                .map(|b| serde_json::from_str(&b))
+                .transpose()
+                .map_err(|e| StoreError::Decode(e.to_string()))?;
             Ok::<_, StoreError>((resolve(conn, change, own_device)?, before))
         })
         .transpose()?
-        .ok_or_else(|| StoreError::NotInInbox { change_id: id.to_string() })
+        .ok_or_else(|| StoreError::NotInInbox {
+            change_id: id.to_string(),
+        })
     }
 
     /// Puts a refused change back in the queue unchanged (e.g. after the office fixed what it referred to).
     pub fn retry_refused(&mut self, id: ChangeId) -> StoreResult<()> {
         let n = self.conn.execute(
-            "UPDATE outbox SET state = 'pending', refused_code = NULL, refused_reason = NULL, refused_at = NULL WHERE change_id = ?1 AND state = 'refused'",
+            "UPDATE outbox SET state = 0, refused_code = NULL, refused_reason = NULL, refused_at = NULL WHERE change_id = ?1 AND state = 1",
             [blob(&id.0)],
         )?;
         if n == 0 {
@@ -497,9 +517,9 @@ impl TenantStore {
         let refused: Option<(Option<String>, Option<String>)> = self
             .conn
             .prepare_cached(&format!(
-                "SELECT refused_code, refused_reason FROM outbox WHERE {OF_RECORD} AND state = 'refused' ORDER BY seq LIMIT 1",
+                "SELECT refused_code, refused_reason FROM outbox WHERE {OF_RECORD} AND state = 1 ORDER BY seq LIMIT 1",
             ))?
-            .query_row(params![entity.as_str(), blob(&id)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![outbox_columns::entity_code(entity), blob(&id)], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((code, reason)) = refused {
             return Ok(RecordSyncState::Refused {
@@ -510,9 +530,12 @@ impl TenantStore {
         let pending: u32 = self
             .conn
             .prepare_cached(&format!(
-                "SELECT count(*) FROM outbox WHERE {OF_RECORD} AND state = 'pending'"
+                "SELECT count(*) FROM outbox WHERE {OF_RECORD} AND state = 0"
             ))?
-            .query_row(params![entity.as_str(), blob(&id)], |r| r.get(0))?;
+            .query_row(
+                params![outbox_columns::entity_code(entity), blob(&id)],
+                |r| r.get(0),
+            )?;
         Ok(if pending > 0 {
             RecordSyncState::Pending { changes: pending }
         } else {
@@ -524,8 +547,8 @@ impl TenantStore {
     pub fn pending_counts(&self) -> StoreResult<PendingCounts> {
         let now = self.wall.now();
         let (pending, refused, oldest): (i64, i64, Option<i64>) = self.conn.query_row(
-            "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'refused'), 0),
-                    min(CASE WHEN state = 'pending' THEN created_at END) FROM outbox",
+            "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 1), 0),
+                    min(CASE WHEN state = 0 THEN created_at END) FROM outbox",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;

@@ -367,9 +367,9 @@ impl PendingKinds {
         }
         let any: bool = conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 'pending' AND change_id IS NOT entity_id)",
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 0 AND change_id IS NOT entity_id)",
             )?
-            .query_row([entity.as_str()], |r| r.get(0))?;
+            .query_row([crate::outbox_columns::entity_code(entity)], |r| r.get(0))?;
         self.known.push((entity, any));
         Ok(any)
     }

@@ -18,9 +18,13 @@ use sync_protocol::{ChangeOp, Entity};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
+use crate::outbox_columns::{self, HLC_LEN};
 use crate::rows;
 use crate::store::TenantStore;
 use crate::writes::persist_clock;
+
+/// An own outbox change to re-stamp: seq, stored reading, entity code, record id, op code, `before`.
+type QueuedChange = (i64, Vec<u8>, i64, Uuid, i64, Option<String>);
 
 /// What a re-stamp did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -42,6 +46,17 @@ pub struct Restamped {
 /// `hlc <= bound_text(w)` in SQL selects the readings at or before `w` milliseconds.
 fn bound_text(wall_ms: u64) -> String {
     Hlc::new(wall_ms, u32::MAX, u64::MAX).to_string()
+}
+
+/// The same bound as the outbox stores readings (migration 0012): its bytes sort like the clock too.
+fn bound_bytes(wall_ms: u64) -> [u8; HLC_LEN] {
+    outbox_columns::hlc_bytes(Hlc::new(wall_ms, u32::MAX, u64::MAX))
+}
+
+/// A stored outbox reading, read back.
+fn stored_reading(bytes: &[u8]) -> StoreResult<Hlc> {
+    outbox_columns::hlc_from_bytes(bytes)
+        .ok_or_else(|| StoreError::Decode(format!("outbox reading of {} bytes", bytes.len())))
 }
 
 /// The table of a mutable record (the records that carry field clocks).
@@ -96,12 +111,12 @@ fn seen_floor(
         |r| r.get(0),
     )?;
     floor = floor.max(parse_max(overwritten)?);
-    let kept: Option<String> = conn.query_row(
+    let kept: Option<Vec<u8>> = conn.query_row(
         "SELECT max(hlc) FROM outbox WHERE hlc <= ?1",
-        [bound],
+        [&bound_bytes(bound_ms)[..]],
         |r| r.get(0),
     )?;
-    Ok(floor.max(parse_max(kept)?))
+    Ok(floor.max(kept.as_deref().map(stored_reading).transpose()?))
 }
 
 /// The next reading at `now_ms`; when more changes than the counter holds fall in one millisecond,
@@ -198,7 +213,7 @@ impl TenantStore {
         let tx = self.conn.transaction()?;
         let first_seq: Option<i64> = tx.query_row(
             "SELECT min(seq) FROM outbox WHERE device_id IS NULL AND hlc > ?1",
-            [&bound],
+            [&bound_bytes(bound_ms)[..]],
             |r| r.get(0),
         )?;
         let clock_ahead = self.clock.last().wall_ms > bound_ms;
@@ -218,7 +233,7 @@ impl TenantStore {
         };
         if let Some(first_seq) = first_seq {
             // Own changes from the first one beyond the bound, in the order they were written.
-            let queued: Vec<(i64, String, String, Uuid, String, Option<String>)> = tx
+            let queued: Vec<QueuedChange> = tx
                 .prepare(
                     "SELECT seq, hlc, entity, entity_id, op, before FROM outbox
                      WHERE device_id IS NULL AND seq >= ?1 ORDER BY seq",
@@ -243,7 +258,7 @@ impl TenantStore {
                     tx.prepare_cached("UPDATE outbox SET before = ?2 WHERE seq = ?1")?;
                 for (seq, old, entity, entity_id, op, before) in &queued {
                     let new = next_reading(&mut clock, now_ms)?;
-                    set_hlc.execute(params![seq, new.to_string()])?;
+                    set_hlc.execute(params![seq, &outbox_columns::hlc_bytes(new)[..]])?;
                     report.first.get_or_insert(new);
                     report.last = Some(new);
                     report.changes += 1;
@@ -254,11 +269,11 @@ impl TenantStore {
                     {
                         set_before.execute(params![seq, text])?;
                     }
-                    if op == ChangeOp::Update.as_str() {
-                        let old = Hlc::parse(old)
-                            .map_err(|e| StoreError::Decode(format!("outbox reading: {e}")))?;
-                        moved.insert(old, new);
-                        if let Some(table) = Entity::parse(entity).and_then(clocked_table) {
+                    if *op == outbox_columns::op_code(ChangeOp::Update) {
+                        moved.insert(stored_reading(old)?, new);
+                        if let Some(table) =
+                            outbox_columns::entity_from_code(*entity).and_then(clocked_table)
+                        {
                             records.insert((table, *entity_id));
                         }
                     }

@@ -724,7 +724,10 @@ fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreRes
         .prepare_cached(&format!(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE {OF_RECORD} AND payload IS NULL)"
         ))?
-        .query_row(params![entity.as_str(), entity_id], |r| r.get(0))?;
+        .query_row(
+            params![crate::outbox_columns::entity_code(entity), entity_id],
+            |r| r.get(0),
+        )?;
     if !referred {
         return Ok(());
     }
@@ -735,7 +738,11 @@ fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreRes
     conn.prepare_cached(&format!(
         "UPDATE outbox SET payload = ?3 WHERE {OF_RECORD} AND payload IS NULL"
     ))?
-    .execute(params![entity.as_str(), entity_id, payload])?;
+    .execute(params![
+        crate::outbox_columns::entity_code(entity),
+        entity_id,
+        payload
+    ])?;
     Ok(())
 }
 

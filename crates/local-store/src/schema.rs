@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_lighter_touch_commits",
         include_str!("../../../migrations/local/0011_lighter_touch_commits.sql"),
     ),
+    (
+        "0012_compact_outbox_rows",
+        include_str!("../../../migrations/local/0012_compact_outbox_rows.sql"),
+    ),
 ];
 
 /// The two rank indexes of `properties` (migration 0001), which a first sync builds once at its end instead
@@ -487,5 +491,88 @@ mod tests {
             "{timeline}"
         );
         assert!(!timeline.contains("SCAN t"), "{timeline}");
+    }
+
+    /// 0012 stores the outbox's clock reading, entity, operation and state compactly: rows queued before
+    /// it keep their order, payloads and refusals, and read back as the same readings, entities and
+    /// operations; the readings' blobs sort as their text did.
+    #[test]
+    fn migration_0012_compacts_queued_changes() {
+        use crate::outbox_columns::{entity_from_code, hlc_from_bytes, op_from_code};
+        use domain::Hlc;
+        let mut conn = Connection::open_in_memory().expect("memory");
+        let (before, after) = MIGRATIONS.split_at(11);
+        assert_eq!(after[0].0, "0012_compact_outbox_rows");
+        for (_, sql) in before {
+            conn.execute_batch(sql).expect("0001-0011");
+        }
+        let readings = [
+            Hlc::new(1_796_116_311_633, 99_999, 0x8612_c359_c7dd_ae00),
+            Hlc::new(1_796_116_311_634, 0, 1),
+            Hlc::new(1_796_116_311_634, 7, u64::MAX),
+        ];
+        let rows = [
+            ("journey_touch", "insert", None, "pending", None),
+            (
+                "property",
+                "update",
+                Some("{\"status\":\"won\"}"),
+                "refused",
+                Some("stale"),
+            ),
+            ("storm_policy", "delete", Some("null"), "pending", None),
+        ];
+        for (i, (hlc, (entity, op, payload, state, code))) in readings.iter().zip(rows).enumerate()
+        {
+            let id = [i as u8 + 1; 16];
+            conn.execute(
+                "INSERT INTO outbox (change_id, hlc, entity, entity_id, op, payload, state, refused_code, created_at)
+                 VALUES (?1, ?2, ?3, ?1, ?4, ?5, ?6, ?7, 5)",
+                params![&id[..], hlc.to_string(), entity, op, payload, state, code],
+            )
+            .expect("a change queued before 0012");
+        }
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(after[0].1).expect("0012");
+        tx.commit().expect("commit");
+        type Stored = (i64, Vec<u8>, i64, i64, Option<String>, i64, Option<String>);
+        let stored: Vec<Stored> = conn
+            .prepare("SELECT seq, hlc, entity, op, payload, state, refused_code FROM outbox ORDER BY hlc")
+            .expect("select")
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(stored.len(), 3);
+        for (i, (seq, hlc, entity, op, payload, state, code)) in stored.into_iter().enumerate() {
+            let (entity_name, op_name, old_payload, old_state, old_code) = rows[i];
+            assert_eq!(seq, i as i64 + 1, "the blobs sort as the readings");
+            assert_eq!(hlc_from_bytes(&hlc), Some(readings[i]));
+            assert_eq!(
+                entity_from_code(entity).map(|e| e.as_str()),
+                Some(entity_name)
+            );
+            assert_eq!(op_from_code(op).map(|o| o.as_str()), Some(op_name));
+            assert_eq!(payload.as_deref(), old_payload);
+            assert_eq!(state, i64::from(old_state == "refused"));
+            assert_eq!(code.as_deref(), old_code);
+        }
+        let refused = plan(
+            &conn,
+            "SELECT seq FROM outbox WHERE state = 1 ORDER BY refused_at, seq",
+            [],
+        );
+        assert!(refused.contains("outbox_refused"), "{refused}");
+        assert!(
+            conn.execute(
+                "INSERT INTO outbox (change_id, hlc, entity, entity_id, op, payload, created_at)
+                 VALUES (?1, ?2, 2, ?1, 0, NULL, 6)",
+                params![&[9u8; 16][..], &[0u8; 17][..]],
+            )
+            .is_err(),
+            "only an append-only insert goes without a payload"
+        );
     }
 }

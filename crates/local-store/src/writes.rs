@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
 use crate::multi_row;
+use crate::outbox_columns;
 use crate::rows::{self, MutableRecord};
 use crate::store::TenantStore;
 
@@ -58,7 +59,7 @@ pub(crate) fn to_map<T: Serialize>(record: &T) -> StoreResult<Map<String, Value>
 }
 
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)";
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9)";
 
 /// The outbox's `device_id` column: NULL for this file's own device, whose changes are all of them
 /// (migration 0006), so the row does not repeat its 36 characters.
@@ -82,11 +83,11 @@ pub(crate) fn append_change(
         .map_err(|e| StoreError::Decode(e.to_string()))?;
     conn.prepare_cached(INSERT_OUTBOX)?.execute(params![
         &change.id.0.as_bytes()[..],
-        change.hlc.to_string(),
+        &outbox_columns::hlc_bytes(change.hlc)[..],
         stored_device(change.device_id, own_device),
-        change.entity.as_str(),
+        outbox_columns::entity_code(change.entity),
         &change.entity_id.as_bytes()[..],
-        change.op.as_str(),
+        outbox_columns::op_code(change.op),
         payload,
         before,
         now.millis()
@@ -154,15 +155,15 @@ struct RecordWriter<R> {
 }
 
 /// The outbox columns of an insert change, and one row of them: the device is this file's own (stored
-/// as NULL, migration 0006), nothing to restore on discard, pending. The entity is spelled into the
-/// statement (`{entity}`), one of our own names.
+/// as NULL, migration 0006), nothing to restore on discard, an insert (0), pending (0). The entity's code
+/// is spelled into the statement (`{entity}`, migration 0012).
 const OUTBOX_INSERT_HEAD: &str = "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, before, state, created_at) VALUES";
-const OUTBOX_INSERT_ROW: &str = "(?, ?, NULL, '{entity}', ?, 'insert', ?, NULL, 'pending', ?)";
+const OUTBOX_INSERT_ROW: &str = "(?, ?, NULL, {entity}, ?, 0, ?, NULL, 0, ?)";
 
 /// One insert change's outbox row, before it is written.
 struct InsertChange<'a, R> {
     change_id: &'a ChangeId,
-    hlc: String,
+    hlc: [u8; outbox_columns::HLC_LEN],
     entity_id: Uuid,
     /// The record, for a payload (`None`: an append-only record, whose row is referred to instead).
     record: Option<&'a R>,
@@ -200,7 +201,7 @@ impl TenantStore {
         for (record, change_id) in records.iter().zip(&ids) {
             changes.push(InsertChange {
                 change_id,
-                hlc: clock.tick(now.millis().max(0) as u64)?.to_string(),
+                hlc: outbox_columns::hlc_bytes(clock.tick(now.millis().max(0) as u64)?),
                 entity_id: id_of(record),
                 record: (!by_reference).then_some(record),
             });
@@ -231,7 +232,8 @@ impl TenantStore {
             }
             _ => write_each(&tx)?,
         }
-        let row = OUTBOX_INSERT_ROW.replace("{entity}", entity.as_str());
+        let row =
+            OUTBOX_INSERT_ROW.replace("{entity}", &outbox_columns::entity_code(entity).to_string());
         let shape = multi_row::MultiRow {
             head: OUTBOX_INSERT_HEAD,
             row: &row,
@@ -239,7 +241,7 @@ impl TenantStore {
         };
         multi_row::execute_rows(&tx, shape, &changes, |stmt, i, change| {
             stmt.raw_bind_parameter(i, &change.change_id.0.as_bytes()[..])?;
-            stmt.raw_bind_parameter(i + 1, &change.hlc)?;
+            stmt.raw_bind_parameter(i + 1, &change.hlc[..])?;
             stmt.raw_bind_parameter(i + 2, &change.entity_id.as_bytes()[..])?;
             // Serialised as its row is bound, so a 200,000-property import never holds every payload.
             let payload = change

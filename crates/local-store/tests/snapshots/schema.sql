@@ -4,7 +4,7 @@ CREATE INDEX journey_touches_by_hour ON journey_touches (occurred_at / 3600000, 
 
 CREATE INDEX outbox_by_record ON outbox (entity, entity_id) WHERE change_id IS NOT entity_id;
 
-CREATE INDEX outbox_refused ON outbox (refused_at, seq) WHERE state = 'refused';
+CREATE INDEX outbox_refused ON outbox (refused_at, seq) WHERE state = 1;
 
 CREATE INDEX outcomes_by_property ON outcomes (property_id, occurred_at);
 
@@ -83,22 +83,22 @@ CREATE TABLE meta (
 CREATE TABLE "outbox" (
     seq            INTEGER PRIMARY KEY,
     change_id      BLOB NOT NULL UNIQUE,
-    hlc            TEXT NOT NULL,
+    hlc            BLOB NOT NULL CHECK (length(hlc) = 17),
     -- NULL: this file's device (meta.device_id).
     device_id      TEXT,
-    entity         TEXT NOT NULL,
+    entity         INTEGER NOT NULL CHECK (entity BETWEEN 1 AND 13),
     entity_id      BLOB NOT NULL,
-    op             TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+    op             INTEGER NOT NULL CHECK (op IN (0, 1, 2)),
     -- NULL: the insert of an append-only record; the payload is the record as stored (0005).
     payload        TEXT,
     -- For updates: the fields' values and clocks before the write, so discarding it can restore them.
     before         TEXT,
-    state          TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'refused')),
+    state          INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1)),
     refused_code   TEXT,
     refused_reason TEXT,
     refused_at     INTEGER,
     created_at     INTEGER NOT NULL,
-    CHECK (payload IS NOT NULL OR (op = 'insert' AND entity IN ('journey_touch', 'outcome', 'policy_decision')))
+    CHECK (payload IS NOT NULL OR (op = 0 AND entity IN (7, 8, 9)))
 ) STRICT;
 
 CREATE TABLE outcomes (
