@@ -86,7 +86,8 @@ CREATE TABLE "outbox" (
     hlc            BLOB NOT NULL CHECK (length(hlc) = 17),
     -- NULL: this file's device (meta.device_id).
     device_id      TEXT,
-    entity         INTEGER NOT NULL CHECK (entity BETWEEN 1 AND 13),
+    -- No upper bound: an entity added later takes the next code without a rebuild of this table.
+    entity         INTEGER NOT NULL CHECK (entity > 0),
     entity_id      BLOB NOT NULL,
     op             INTEGER NOT NULL CHECK (op IN (0, 1, 2)),
     -- NULL: the insert of an append-only record; the payload is the record as stored (0005).
