@@ -117,16 +117,24 @@ mod tests {
     use super::*;
     use rusqlite::params;
 
+    /// A fresh in-memory database migrated up to just before the migration `name`, and that migration's SQL.
+    fn just_before(name: &str) -> (Connection, &'static str) {
+        let at = MIGRATIONS
+            .iter()
+            .position(|(listed, _)| *listed == name)
+            .expect("the migration is listed");
+        let conn = Connection::open_in_memory().expect("memory");
+        for (_, sql) in &MIGRATIONS[..at] {
+            conn.execute_batch(sql).expect("earlier migrations");
+        }
+        (conn, MIGRATIONS[at].1)
+    }
+
     /// 0005 rebuilds the outbox: rows already queued (pending or refused, with their payloads) survive it,
     /// and only an append-only insert may go without a payload afterwards.
     #[test]
     fn migration_0005_keeps_queued_changes() {
-        let mut conn = Connection::open_in_memory().expect("memory");
-        let (before, after) = MIGRATIONS.split_at(4);
-        assert_eq!(after[0].0, "0005_outbox_references");
-        for (_, sql) in before {
-            conn.execute_batch(sql).expect("0001-0004");
-        }
+        let (mut conn, migration) = just_before("0005_outbox_references");
         conn.execute_batch(
             "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, state, refused_code, created_at)
              VALUES ('c1', 'h1', 'd', 'journey_touch', 't1', 'insert', '{\"id\":\"t1\"}', 'pending', NULL, 5),
@@ -134,7 +142,7 @@ mod tests {
         )
         .expect("queued rows");
         let tx = conn.transaction().expect("tx");
-        tx.execute_batch(after[0].1).expect("0005");
+        tx.execute_batch(migration).expect("0005");
         tx.commit().expect("commit");
         let rows: Vec<(i64, String, Option<String>, String)> = conn
             .prepare("SELECT seq, change_id, payload, state FROM outbox ORDER BY seq")
@@ -183,12 +191,7 @@ mod tests {
     /// one) stays as it was.
     #[test]
     fn migration_0006_compacts_queued_changes() {
-        let mut conn = Connection::open_in_memory().expect("memory");
-        let (before, after) = MIGRATIONS.split_at(5);
-        assert_eq!(after[0].0, "0006_compact_outbox_ids");
-        for (_, sql) in before {
-            conn.execute_batch(sql).expect("0001-0005");
-        }
+        let (mut conn, migration) = just_before("0006_compact_outbox_ids");
         let (change, entity, own, other) = (
             uuid::Uuid::now_v7(),
             uuid::Uuid::now_v7(),
@@ -209,7 +212,7 @@ mod tests {
         )
         .expect("queued rows");
         let tx = conn.transaction().expect("tx");
-        tx.execute_batch(after[0].1).expect("0006");
+        tx.execute_batch(migration).expect("0006");
         tx.commit().expect("commit");
         type Row = (
             i64,
@@ -255,27 +258,15 @@ mod tests {
     /// and every other column, and a row whose id is not a UUID stops the migration instead of being lost.
     #[test]
     fn migration_0007_converts_stored_touches() {
-        let at = MIGRATIONS
-            .iter()
-            .position(|(name, _)| *name == "0007_compact_touch_ids")
-            .expect("0007 is listed");
-        let (before, after) = MIGRATIONS.split_at(at);
+        let (conn, migration) = just_before("0007_compact_touch_ids");
         let ids: Vec<uuid::Uuid> = (0..5).map(|_| uuid::Uuid::now_v7()).collect();
-        let fresh = || {
-            let conn = Connection::open_in_memory().expect("memory");
-            for (_, sql) in before {
-                conn.execute_batch(sql).expect("earlier migrations");
-            }
-            conn
-        };
-        let conn = fresh();
         conn.execute(
             "INSERT INTO journey_touches (rowid, id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
              VALUES (42, ?1, ?2, ?3, ?4, ?5, 'door_knock', 'no_answer', 'north slope', 1700000000000)",
             rusqlite::params_from_iter(ids.iter().map(|id| id.to_string())),
         )
         .expect("a touch written before 0007");
-        conn.execute_batch(after[0].1).expect("0007");
+        conn.execute_batch(migration).expect("0007");
         type Row = (
             i64,
             Vec<u8>,
@@ -317,7 +308,7 @@ mod tests {
             )
         );
 
-        let mut damaged = fresh();
+        let (mut damaged, _) = just_before("0007_compact_touch_ids");
         damaged
             .execute(
                 "INSERT INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
@@ -327,7 +318,7 @@ mod tests {
             .expect("a damaged touch");
         let tx = damaged.transaction().expect("tx");
         assert!(
-            tx.execute_batch(after[0].1).is_err(),
+            tx.execute_batch(migration).is_err(),
             "an id that is not a UUID stops 0007"
         );
         tx.rollback().expect("rollback");
@@ -342,12 +333,7 @@ mod tests {
     /// score for the same property and storm.
     #[test]
     fn migration_0010_keeps_stored_scores() {
-        let mut conn = Connection::open_in_memory().expect("memory");
-        let (before, after) = MIGRATIONS.split_at(9);
-        assert_eq!(after[0].0, "0010_scores_without_rowid");
-        for (_, sql) in before {
-            conn.execute_batch(sql).expect("0001-0009");
-        }
+        let (mut conn, migration) = just_before("0010_scores_without_rowid");
         conn.execute_batch(
             "INSERT INTO properties (id, storm_id, external_id, address, address_search, latitude, longitude, prior_claims,
                                      status, score_uplift)
@@ -358,7 +344,7 @@ mod tests {
         )
         .expect("stored scores");
         let tx = conn.transaction().expect("tx");
-        tx.execute_batch(after[0].1).expect("0010");
+        tx.execute_batch(migration).expect("0010");
         tx.commit().expect("commit");
         let scores = |conn: &Connection| -> Vec<(String, f64, String, i64)> {
             conn.prepare("SELECT property_id, uplift, model_version, data_watermark FROM uplift_scores ORDER BY property_id")
@@ -422,12 +408,7 @@ mod tests {
     #[test]
     fn migration_0011_finds_changes_queued_before_and_after_it_through_indexes() {
         use crate::outbox::OF_RECORD;
-        let mut conn = Connection::open_in_memory().expect("memory");
-        let (before, after) = MIGRATIONS.split_at(10);
-        assert_eq!(after[0].0, "0011_lighter_touch_commits");
-        for (_, sql) in before {
-            conn.execute_batch(sql).expect("0001-0010");
-        }
+        let (mut conn, migration) = just_before("0011_lighter_touch_commits");
         let (old_touch, old_change) = ([1u8; 16], [2u8; 16]);
         conn.execute(
             "INSERT INTO outbox (change_id, hlc, entity, entity_id, op, payload, created_at)
@@ -436,7 +417,7 @@ mod tests {
         )
         .expect("a change queued before 0011");
         let tx = conn.transaction().expect("tx");
-        tx.execute_batch(after[0].1).expect("0011");
+        tx.execute_batch(migration).expect("0011");
         tx.commit().expect("commit");
         let new_touch = [3u8; 16];
         conn.execute(
@@ -500,12 +481,7 @@ mod tests {
     fn migration_0012_compacts_queued_changes() {
         use crate::outbox_columns::{entity_from_code, hlc_from_bytes, op_from_code};
         use domain::Hlc;
-        let mut conn = Connection::open_in_memory().expect("memory");
-        let (before, after) = MIGRATIONS.split_at(11);
-        assert_eq!(after[0].0, "0012_compact_outbox_rows");
-        for (_, sql) in before {
-            conn.execute_batch(sql).expect("0001-0011");
-        }
+        let (mut conn, migration) = just_before("0012_compact_outbox_rows");
         let readings = [
             Hlc::new(1_796_116_311_633, 99_999, 0x8612_c359_c7dd_ae00),
             Hlc::new(1_796_116_311_634, 0, 1),
@@ -533,7 +509,7 @@ mod tests {
             .expect("a change queued before 0012");
         }
         let tx = conn.transaction().expect("tx");
-        tx.execute_batch(after[0].1).expect("0012");
+        tx.execute_batch(migration).expect("0012");
         tx.commit().expect("commit");
         type Stored = (i64, Vec<u8>, i64, i64, Option<String>, i64, Option<String>);
         let stored: Vec<Stored> = conn
