@@ -63,10 +63,10 @@ pub struct PendingCounts {
 const OUTBOX_COLUMNS: &str = "change_id, hlc, device_id, entity, entity_id, op, payload";
 
 /// The outbox rows of one record (`?1`: its entity's code, `outbox_columns::entity_code`; `?2`: its id's
-/// 16 bytes), as a condition SQLite
-/// answers from two indexes (migration 0011): an append-only record's insert change has the record's id as
-/// its change id and is found through the unique `change_id` index; every other change is in
-/// `outbox_by_record`, whose entries are the rows whose change id is not their record's.
+/// 16 bytes), as a condition SQLite answers from two indexes (migration 0011): an append-only record's
+/// insert change has the record's id as its change id and is found through the unique `change_id` index;
+/// every other change is in `outbox_by_record`, whose entries are the rows whose change id is not their
+/// record's.
 pub(crate) const OF_RECORD: &str = "((change_id = ?2 AND entity_id = ?2 AND entity = ?1) OR (entity = ?1 AND entity_id = ?2 AND change_id IS NOT entity_id))";
 
 /// An outbox row as stored: the change, and its payload text — `None` for the insert of an append-only
