@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::error::StoreResult;
 use crate::multi_row::ROWS_PER_STATEMENT;
 use crate::outbox::{overlay_pending, pending_field_writes};
+use crate::outbox_columns;
 use crate::rows::{self, MutableRecord, clocks_to_text};
 use crate::store::TenantStore;
 use crate::writes::{persist_clock, to_map};
@@ -369,7 +370,7 @@ impl PendingKinds {
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND state = 0 AND change_id IS NOT entity_id)",
             )?
-            .query_row([crate::outbox_columns::entity_code(entity)], |r| r.get(0))?;
+            .query_row([outbox_columns::entity_code(entity)], |r| r.get(0))?;
         self.known.push((entity, any));
         Ok(any)
     }

@@ -43,7 +43,8 @@ pub struct Restamped {
 }
 
 /// The largest HLC text whose wall time is at most `wall_ms`: HLC text sorts like the clock, so
-/// `hlc <= bound_text(w)` in SQL selects the readings at or before `w` milliseconds.
+/// `c <= bound_text(w)` in SQL selects the text readings (records' field clocks, `before` images) at or
+/// before `w` milliseconds. The outbox's own readings are bytes: see [`bound_bytes`].
 fn bound_text(wall_ms: u64) -> String {
     Hlc::new(wall_ms, u32::MAX, u64::MAX).to_string()
 }

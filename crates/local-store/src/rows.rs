@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::error::{StoreError, StoreResult};
 use crate::multi_row::{MultiRow, ROWS_PER_STATEMENT, execute_rows};
 use crate::outbox::OF_RECORD;
+use crate::outbox_columns;
 
 /// Reads a text column into any type with `FromStr` (ids, vocabularies).
 pub(crate) fn parsed<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
@@ -725,7 +726,7 @@ fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreRes
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE {OF_RECORD} AND payload IS NULL)"
         ))?
         .query_row(
-            params![crate::outbox_columns::entity_code(entity), entity_id],
+            params![outbox_columns::entity_code(entity), entity_id],
             |r| r.get(0),
         )?;
     if !referred {
@@ -739,7 +740,7 @@ fn keep_outbox_payload(conn: &Connection, entity: Entity, id: &Uuid) -> StoreRes
         "UPDATE outbox SET payload = ?3 WHERE {OF_RECORD} AND payload IS NULL"
     ))?
     .execute(params![
-        crate::outbox_columns::entity_code(entity),
+        outbox_columns::entity_code(entity),
         entity_id,
         payload
     ])?;
