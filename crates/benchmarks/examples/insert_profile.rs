@@ -28,6 +28,7 @@ fn main() {
     let serial = std::env::var_os("SERIAL").is_some();
     for _ in 0..repeats {
         let alongside = local_store::pages_signed_alongside();
+        let given_up = local_store::pages_given_up_alongside();
         let dir = tempfile::tempdir().expect("dir");
         let kind = match (cipher, stock) {
             (false, _) => Kind::Plain,
@@ -69,7 +70,7 @@ fn main() {
         let wal = std::fs::metadata(&wal).map_or(0, |m| m.len());
         let db = std::fs::metadata(store.path()).map_or(0, |m| m.len());
         println!(
-            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({}, {} pages signed alongside)",
+            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({}, {} pages signed alongside, {} given up)",
             args.get(1).map_or("cipher", String::as_str),
             wall.as_secs_f64() * 1e3,
             c.as_secs_f64() * 1e3,
@@ -79,7 +80,8 @@ fn main() {
                 .cipher_provider()
                 .expect("provider")
                 .unwrap_or_else(|| "plain".into()),
-            local_store::pages_signed_alongside() - alongside
+            local_store::pages_signed_alongside() - alongside,
+            local_store::pages_given_up_alongside() - given_up
         );
         if std::env::var_os("TIMELINE").is_some() {
             // A property's timeline, median of 200 properties' (each holds 50 of the touches).

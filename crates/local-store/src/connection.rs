@@ -169,6 +169,12 @@ pub fn pages_signed_alongside() -> u64 {
     sqlcipher_provider::pages_signed_alongside()
 }
 
+/// How many pages this process handed to the second core and then signed on the writing thread, because
+/// the second core's thread was not running (a busy machine) or the encryption failed.
+pub fn pages_given_up_alongside() -> u64 {
+    sqlcipher_provider::pages_given_up()
+}
+
 /// Keys a fresh connection and checks it reads the file, then applies the encryption pragmas.
 fn unlock(conn: &Connection, key: &DataKey, path: &Path) -> StoreResult<()> {
     use_keyed_page_crypto();

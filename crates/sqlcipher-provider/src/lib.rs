@@ -30,7 +30,7 @@ use libsqlite3_sys as _;
 
 mod signing_alongside;
 
-pub use signing_alongside::{pages_signed_alongside, sign_alongside};
+pub use signing_alongside::{pages_given_up, pages_signed_alongside, sign_alongside};
 
 const SQLITE_OK: c_int = 0;
 const SQLITE_ERROR: c_int = 1;
@@ -282,7 +282,7 @@ impl Keyed {
             // SAFETY: the caller's buffers, passed on.
             return Some(unsafe { cipher.run(iv, input, len, output) });
         };
-        let Some(helper) = signing_alongside::claim() else {
+        let Some(helper) = signing_alongside::claim(signed) else {
             // SAFETY: as above.
             return Some(unsafe { cipher.run(iv, input, len, output) });
         };
@@ -735,6 +735,7 @@ unsafe extern "C" fn keyed_cipher(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     /// RFC 4231 test case 2 (a key shorter than the block), with the message split in two as SQLCipher
     /// passes page and page number.
@@ -835,8 +836,13 @@ mod tests {
     /// Pages whose signature was hashed on the helper while they were encrypted carry the same
     /// ciphertext and tag as pages done one step after the other; a signing call for other bytes or
     /// under another key right after an encryption is not answered from that page's hash.
+    /// The tests that count the helper's pages, one at a time (the helper and its counters are the
+    /// process's).
+    static HELPER_COUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn pages_hashed_alongside_their_encryption_sign_as_if_hashed_after_it() {
+        let _counts = HELPER_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let (aes, mac, other_mac) = ([0x2bu8; 32], [0x7eu8; 32], [0x15u8; 32]);
         let mut keyed = Keyed::default();
         // SQLCipher's page: 4,016 bytes of ciphertext, the IV, the tag and random filler.
@@ -904,6 +910,54 @@ mod tests {
                 &mut expected
             ));
             assert_eq!(tag, expected, "another key");
+        }
+    }
+
+    /// A helper off its core (here: made to sleep before it hashes) does not hold its writer up: the
+    /// writer gives the page up and signs it itself, with the same tag, and the helper takes pages
+    /// again once it runs.
+    #[test]
+    fn a_writer_signs_its_page_itself_when_the_helper_is_off_its_core() {
+        let _counts = HELPER_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (aes, mac) = ([0x41u8; 32], [0x5au8; 32]);
+        let mut keyed = Keyed::default();
+        // A length no other test writes: only these pages stall the helper.
+        let len = 4000;
+        let write_checked = |keyed: &mut Keyed, round: usize| {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 + round) as u8).collect();
+            let mut page = vec![0u8; 4096];
+            let tag = write_page(keyed, &aes, &mac, &plain, &mut page);
+            assert_eq!(
+                tag,
+                expected_tag(&aes, &mac, &plain, &page),
+                "round {round}"
+            );
+        };
+        signing_alongside::STALL_PAGES_OF_LEN.store(len + AES_IV_LEN, Ordering::Relaxed);
+        signing_alongside::STALL_MICROS.store(3_000, Ordering::Relaxed);
+        let given_up = pages_given_up();
+        let mut round = 0;
+        // The first page wakes a parked helper; the next ones find it awake, then stalled.
+        while pages_given_up() == given_up && round < 500 {
+            write_checked(&mut keyed, round);
+            round += 1;
+            if round % 50 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(4));
+            }
+        }
+        signing_alongside::STALL_MICROS.store(0, Ordering::Relaxed);
+        let alongside = pages_signed_alongside();
+        while pages_signed_alongside() == alongside && round < 5_000 {
+            write_checked(&mut keyed, round);
+            round += 1;
+        }
+        if cores >= 2 {
+            assert!(pages_given_up() > given_up, "no page was given up");
+            assert!(
+                pages_signed_alongside() > alongside,
+                "the helper took no page after it was back"
+            );
         }
     }
 

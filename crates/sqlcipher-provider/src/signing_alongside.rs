@@ -11,10 +11,14 @@
 //! The helper spins between pages, because a commit's pages come a few microseconds apart and waking a
 //! parked thread costs more than that; it parks after [`IDLE_BEFORE_PARKING`] without a page. A writer that
 //! finds it parked, or busy with another connection's page, does its page alone (and wakes it for the next
-//! ones). A process with one core never starts it, and a forked child never uses its parent's. When the
-//! machine is busy, the helper can be off its core while a writer waits for it: a writer that waited
-//! longer than [`SLOW_WAIT`] for a page turns hashing alongside off for [`BACK_OFF`], so a loaded machine
-//! pays that wait once, not once per page.
+//! ones). A process with one core never starts it, and a forked child never uses its parent's.
+//!
+//! The helper hashes its own copy of the page, which the writer fills stretch by stretch, never the
+//! writer's buffer. So a writer never has to wait for it: when the helper is off its core (the machine is
+//! busy, or the hypervisor runs another guest), a writer that waited [`GIVE_UP_AFTER`] for a page's hash
+//! gives the page up, signs it itself and returns, and the helper lets go of the copy whenever it runs
+//! again. Until then writers find it busy and do their pages alone, so a helper off its core costs one
+//! page's wait, not one per page.
 
 use std::cell::UnsafeCell;
 use std::sync::OnceLock;
@@ -28,12 +32,12 @@ use crate::Sha512State;
 pub(crate) const STRETCH: usize = 512;
 /// How long the helper spins without a page before it parks (a commit's pages are microseconds apart).
 const IDLE_BEFORE_PARKING: Duration = Duration::from_micros(200);
-/// A wait for the helper longer than this (a page takes about 10 µs) means it was off its core.
-const SLOW_WAIT: Duration = Duration::from_micros(500);
-/// How long writers do their pages alone after a slow wait.
-const BACK_OFF: Duration = Duration::from_millis(100);
-/// `ready` value telling the helper the writer gave up on the page (its encryption failed).
-const ABANDONED: usize = usize::MAX;
+/// How long a writer that has encrypted its page waits for the helper's hash before it signs the page
+/// itself: the helper is then off its core. A page's hash takes 5 to 8 µs and normally ends a few
+/// microseconds after the encryption.
+const GIVE_UP_AFTER: Duration = Duration::from_micros(25);
+/// The longest page the helper's copy holds (SQLCipher's largest page size); longer ones go alone.
+const COPY_CAPACITY: usize = 65_536;
 
 // The helper's states; the comments say which side moves it out of each.
 /// Waiting for a page (writer: claims it; helper: parks after being idle).
@@ -48,12 +52,20 @@ const DONE: u8 = 3;
 const PARKED: u8 = 4;
 /// Asked to wake (helper: spins again).
 const WAKING: u8 = 5;
+/// The writer gave the page up (it waited too long, or its encryption failed); the helper drops it
+/// (helper: spins again once it no longer reads the copy).
+const GIVEN_UP: u8 = 6;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static PAGES_HASHED_ALONGSIDE: AtomicU64 = AtomicU64::new(0);
+static PAGES_GIVEN_UP: AtomicU64 = AtomicU64::new(0);
 static HELPER: OnceLock<Option<Helper>> = OnceLock::new();
-/// Until when (nanoseconds after the helper started) writers do their pages alone.
-static BACKED_OFF_UNTIL: AtomicU64 = AtomicU64::new(0);
+/// Tests: the helper sleeps this many microseconds before hashing a page of [`STALL_PAGES_OF_LEN`]
+/// bytes, as if it were off its core.
+#[cfg(test)]
+pub(crate) static STALL_MICROS: AtomicU64 = AtomicU64::new(0);
+#[cfg(test)]
+pub(crate) static STALL_PAGES_OF_LEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns hashing on the second core on or off for pages written from now on (it is on by default where
 /// the machine has two cores or more). Off, every page is encrypted and then signed on the writing
@@ -67,39 +79,44 @@ pub fn pages_signed_alongside() -> u64 {
     PAGES_HASHED_ALONGSIDE.load(Ordering::Relaxed)
 }
 
-/// The helper thread and the one page it works on.
+/// How many pages a writer handed to the helper and then signed itself, because the helper did not
+/// finish in time (it was off its core) or the encryption failed.
+pub fn pages_given_up() -> u64 {
+    PAGES_GIVEN_UP.load(Ordering::Relaxed)
+}
+
+/// The helper thread, the one page it works on and its copy of that page's bytes.
 struct Helper {
     state: AtomicU8,
-    /// How many bytes of the page the writer has finished: the helper may hash `[0, ready)`.
+    /// How many bytes of the page the writer has copied: the helper may hash `[0, ready)` of `copy`.
     ready: AtomicUsize,
     page: UnsafeCell<Page>,
+    /// The page's bytes as the writer finishes them; `[0, ready)` is only read, the rest only written.
+    copy: Box<[UnsafeCell<u8>]>,
     thread: std::thread::Thread,
     /// The process that started the thread (a forked child has no helper thread).
     process: u32,
-    /// When the helper started: the origin of `BACKED_OFF_UNTIL`.
-    started: Instant,
 }
 
+// SAFETY: `page` and `copy` are only touched by the side that `state` hands them to (the writer while
+// CLAIMED, and after DONE; the helper while WORKING, and while GIVEN_UP until it stores SPINNING), except
+// that while WORKING the writer writes `copy` beyond `ready` and the helper reads it below `ready`
+// (published by a Release store of `ready`, read with Acquire). Every hand-over of the state is a
+// Release store or exchange read by an Acquire load.
+unsafe impl Sync for Helper {}
+
 impl Helper {
-    fn now(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// Where the copy's bytes start (`UnsafeCell<u8>` has `u8`'s layout).
+    fn copy_start(&self) -> *mut u8 {
+        UnsafeCell::raw_get(self.copy.as_ptr())
     }
 }
 
-// SAFETY: `page` is only touched by the side that `state` hands it to (the writer while CLAIMED and
-// after DONE, the helper while WORKING); every hand-over is a Release store read by an Acquire load.
-unsafe impl Sync for Helper {}
-
-/// The page being hashed: where its bytes are, how many, and the hash state before and after them.
+/// The page being hashed: how many bytes, and the hash state before and after them.
 struct Page {
-    start: *const u8,
     len: usize,
     hash: Option<Sha512State>,
 }
-
-// SAFETY: the pointer is only read, and only while the writer that set it waits for the helper (see
-// `Claim::hash_behind`).
-unsafe impl Send for Page {}
 
 fn helper() -> Option<&'static Helper> {
     let helper = HELPER
@@ -124,14 +141,10 @@ fn start_helper() -> Option<Helper> {
     Some(Helper {
         state: AtomicU8::new(SPINNING),
         ready: AtomicUsize::new(0),
-        page: UnsafeCell::new(Page {
-            start: std::ptr::null(),
-            len: 0,
-            hash: None,
-        }),
+        page: UnsafeCell::new(Page { len: 0, hash: None }),
+        copy: (0..COPY_CAPACITY).map(|_| UnsafeCell::new(0)).collect(),
         thread: thread.thread().clone(),
         process: std::process::id(),
-        started: Instant::now(),
     })
 }
 
@@ -143,7 +156,17 @@ impl Helper {
             match self.state.load(Ordering::Acquire) {
                 WORKING => {
                     self.hash_page();
-                    self.state.store(DONE, Ordering::Release);
+                    if self
+                        .state
+                        .compare_exchange(WORKING, DONE, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                    {
+                        self.drop_given_up();
+                    }
+                    idle_since = Instant::now();
+                }
+                GIVEN_UP => {
+                    self.drop_given_up();
                     idle_since = Instant::now();
                 }
                 PARKED => {
@@ -184,37 +207,52 @@ impl Helper {
             .compare_exchange(from, SPINNING, Ordering::AcqRel, Ordering::Relaxed);
     }
 
-    /// Hashes the page's bytes as the writer finishes them, leaving the state (or None if hashing
-    /// failed or the writer abandoned the page) in `page.hash`.
+    /// Hashes the page's bytes as the writer copies them, leaving the state (or None if hashing failed
+    /// or the writer gave the page up) in `page.hash`.
     fn hash_page(&self) {
-        // SAFETY: the state is WORKING (Acquire-loaded by `run`), so the writer has handed `page` over
-        // and does not touch it until it sees DONE.
+        // SAFETY: the state was WORKING (Acquire-loaded by `run`), so the writer has handed `page` over
+        // and does not touch it again (it takes it back after DONE, or gives it up for good).
         let page = unsafe { &mut *self.page.get() };
         let Some(mut hash) = page.hash.take() else {
             return;
         };
+        #[cfg(test)]
+        if page.len == STALL_PAGES_OF_LEN.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_micros(STALL_MICROS.load(Ordering::Relaxed)));
+        }
         let mut hashed = 0;
         while hashed < page.len {
-            let ready = self.ready.load(Ordering::Acquire);
-            if ready == ABANDONED {
-                return;
-            }
+            let ready = self.ready.load(Ordering::Acquire).min(page.len);
             if ready <= hashed {
+                if self.state.load(Ordering::Relaxed) == GIVEN_UP {
+                    return;
+                }
                 std::hint::spin_loop();
                 continue;
             }
-            let ready = ready.min(page.len);
-            // SAFETY: the writer's contract (`Claim::hash_behind`): `[start, start + len)` is readable
-            // until the writer sees DONE, and `[0, ready)` was written before `ready` was stored
-            // (Release, loaded above with Acquire) and is not written again.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(page.start.add(hashed), ready - hashed) };
+            // SAFETY: `page.len` fits the copy (`claim`), and the writer copied `[0, ready)` before it
+            // stored `ready` (Release, loaded above with Acquire); no one writes it again before this
+            // helper stores SPINNING.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    self.copy_start().add(hashed).cast_const(),
+                    ready - hashed,
+                )
+            };
             if !hash.update(bytes) {
                 return;
             }
             hashed = ready;
         }
         page.hash = Some(hash);
+    }
+
+    /// Drops a page its writer gave up and waits for the next one.
+    fn drop_given_up(&self) {
+        // SAFETY: the state is GIVEN_UP (the writer's exchange, Acquire-loaded by the caller): the writer
+        // has let go of `page` and no writer claims it before the SPINNING stored below.
+        unsafe { (*self.page.get()).hash = None };
+        self.state.store(SPINNING, Ordering::Release);
     }
 }
 
@@ -227,16 +265,13 @@ impl Drop for Claim {
     }
 }
 
-/// Claims the helper for a page, if it is on, running and free. A parked helper is asked to wake for
-/// the pages after this one.
-pub(crate) fn claim() -> Option<Claim> {
-    if !ENABLED.load(Ordering::Relaxed) {
+/// Claims the helper for a page of `len` bytes, if it is on, running and free and the page fits its
+/// copy. A parked helper is asked to wake for the pages after this one.
+pub(crate) fn claim(len: usize) -> Option<Claim> {
+    if !ENABLED.load(Ordering::Relaxed) || len > COPY_CAPACITY {
         return None;
     }
     let helper = helper()?;
-    if helper.now() < BACKED_OFF_UNTIL.load(Ordering::Relaxed) {
-        return None;
-    }
     match helper
         .state
         .compare_exchange(SPINNING, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
@@ -257,15 +292,16 @@ pub(crate) fn claim() -> Option<Claim> {
 }
 
 impl Claim {
-    /// Runs `write(offset, len)` over `[0, written)` of the page in stretches of [`STRETCH`] bytes while
-    /// the helper hashes, from `hash`, each stretch once it is written and then `[written, len)`, which
-    /// must already hold its final bytes. Returns whether every `write` succeeded, and the hash state
-    /// after the page's `len` bytes (None if a write or the hashing failed).
+    /// Runs `write(offset, len)` over `[0, written)` of the page in stretches of [`STRETCH`] bytes,
+    /// copying each stretch to the helper once it is written and then `[written, len)`, which must
+    /// already hold its final bytes, while the helper hashes the copy from `hash`. Returns whether every
+    /// `write` succeeded, and the hash state after the page's `len` bytes (None if a write or the hashing
+    /// failed, or the helper did not finish within [`GIVE_UP_AFTER`] of the last copy).
     ///
     /// # Safety
-    /// `start` points at `len` bytes that stay readable until this returns; `write` is the only writer of
-    /// `[0, written)` while this runs, writes exactly the stretch it is given, and nothing writes
-    /// `[written, len)`.
+    /// `start` points at `len` bytes that stay readable until this returns, `len` is at most the `len`
+    /// the claim was made for; `write` writes exactly the stretch of `[0, written)` it is given, and
+    /// nothing else writes the page while this runs.
     pub(crate) unsafe fn hash_behind(
         self,
         start: *const u8,
@@ -275,18 +311,27 @@ impl Claim {
         mut write: impl FnMut(usize, usize) -> bool,
     ) -> (bool, Option<Sha512State>) {
         let helper = self.0;
-        // From here the claim is released below, once the helper is done, not when `self` drops.
+        // From here the claim is released below (or by the helper, for a page given up), not when
+        // `self` drops.
         std::mem::forget(self);
+        let len = len.min(COPY_CAPACITY);
+        let written = written.min(len);
         // SAFETY: the state is CLAIMED by this writer, so the helper does not touch `page`.
         unsafe {
             *helper.page.get() = Page {
-                start,
                 len,
                 hash: Some(hash),
             };
         }
         helper.ready.store(0, Ordering::Relaxed);
         helper.state.store(WORKING, Ordering::Release);
+        let copy = helper.copy_start();
+        let publish = |at: usize, n: usize, ready: usize| {
+            // SAFETY: `[at, at + n)` lies within the caller's `len` readable bytes and within the copy
+            // (`len` is capped to it above); the helper reads only below `ready`, stored after the copy.
+            unsafe { std::ptr::copy_nonoverlapping(start.add(at), copy.add(at), n) };
+            helper.ready.store(ready, Ordering::Release);
+        };
         let mut done = 0;
         let mut ok = true;
         while done < written {
@@ -295,34 +340,43 @@ impl Claim {
                 ok = false;
                 break;
             }
+            if done + stretch == written {
+                // The last stretch goes with the bytes after it, in one hand-over.
+                publish(done, len - done, len);
+            } else {
+                publish(done, stretch, done + stretch);
+            }
             done += stretch;
-            let ready = if done == written { len } else { done };
-            helper.ready.store(ready, Ordering::Release);
         }
         if written == 0 {
-            helper.ready.store(len, Ordering::Release);
+            publish(0, len, len);
         }
-        if !ok {
-            helper.ready.store(ABANDONED, Ordering::Release);
-        }
-        let mut waited: Option<Instant> = None;
+        let mut waiting_since: Option<Instant> = None;
         let mut spins: u32 = 0;
-        while helper.state.load(Ordering::Acquire) != DONE {
+        loop {
+            // While this writer holds the page, the state is WORKING or (the helper's move) DONE.
+            if helper.state.load(Ordering::Acquire) == DONE {
+                break;
+            }
+            let give_up = !ok
+                || (spins.is_multiple_of(64)
+                    && waiting_since.get_or_insert_with(Instant::now).elapsed() >= GIVE_UP_AFTER);
+            if give_up
+                && helper
+                    .state
+                    .compare_exchange(WORKING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                // The helper drops the page and frees itself when it runs again; until then writers
+                // find it busy.
+                PAGES_GIVEN_UP.fetch_add(1, Ordering::Relaxed);
+                return (ok, None);
+            }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(256) {
-                let since = *waited.get_or_insert_with(Instant::now);
-                if since.elapsed() >= SLOW_WAIT {
-                    let back_off = u64::try_from(BACK_OFF.as_nanos()).unwrap_or(u64::MAX);
-                    BACKED_OFF_UNTIL
-                        .store(helper.now().saturating_add(back_off), Ordering::Relaxed);
-                }
-            }
         }
         // SAFETY: DONE (Acquire-loaded above) hands `page` back to this writer.
         let hash = unsafe { (*helper.page.get()).hash.take() };
-        // SAFETY: as above; the pointer is not kept past this call.
-        unsafe { (*helper.page.get()).start = std::ptr::null() };
         helper.state.store(SPINNING, Ordering::Release);
         let hash = hash.filter(|_| ok);
         if hash.is_some() {
