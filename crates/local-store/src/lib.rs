@@ -23,6 +23,7 @@ pub mod schema;
 mod secrets;
 mod store;
 mod sync_log;
+mod touch_columns;
 mod wall_clock;
 mod wipe;
 mod writes;

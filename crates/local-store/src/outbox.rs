@@ -153,9 +153,7 @@ pub(crate) fn pending_field_writes(
     if stored.is_empty() {
         return Ok(Vec::new());
     }
-    let own_device: DeviceId = conn
-        .prepare_cached("SELECT device_id FROM meta WHERE singleton = 1")?
-        .query_row([], |r| rows::parsed(r, 0))?;
+    let own_device = rows::own_device(conn)?;
     stored
         .into_iter()
         .map(|s| resolve(conn, s, own_device))

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::error::{StoreError, StoreResult};
 use crate::rows::{self, PROPERTY_COLUMNS, search_text};
 use crate::store::TenantStore;
+use crate::touch_columns;
 
 /// Filters of the ranked list. Every filter is optional; `limit` 0 means the default of 50.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -97,14 +98,18 @@ pub struct RecordCounts {
 /// 0011): the query steps through the distinct hours, one index seek each, and seeks the property within
 /// each hour. `CROSS JOIN` keeps the hours as the outer loop: left to choose, SQLite's planner (which has
 /// no statistics here) reads every touch and looks each one's hour up instead, a scan of the whole table.
-pub(crate) const TIMELINE_TOUCHES: &str = "WITH RECURSIVE hour(h) AS (
+pub(crate) const TIMELINE_TOUCHES: &str = concat!(
+    "WITH RECURSIVE hour(h) AS (
                  SELECT min(occurred_at / 3600000) FROM journey_touches
                  UNION ALL
                  SELECT (SELECT min(occurred_at / 3600000) FROM journey_touches WHERE occurred_at / 3600000 > hour.h)
                    FROM hour WHERE hour.h IS NOT NULL)
-             SELECT t.id, t.property_id, t.storm_id, t.user_id, t.device_id, t.channel, t.result, t.notes, t.occurred_at
+             SELECT ",
+    rows::touch_select_columns!(),
+    "
                FROM hour CROSS JOIN journey_touches t
-              WHERE t.occurred_at / 3600000 = hour.h AND t.property_id = ?1";
+              WHERE t.occurred_at / 3600000 = hour.h AND t.property_id = ?1"
+);
 
 /// Milliseconds in a UTC day: the unit of `utc_day_range`.
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -408,23 +413,37 @@ impl TenantStore {
             stmt.query_map(params![start, end, crew_text, first_hour, last_hour], |r| {
                 Ok((
                     rows::uuid_blob(r, 0)?.to_string(),
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
                 ))
             })?;
         let mut total = 0;
         for group in groups {
             let (user, channel, result, n) = group?;
+            // Stored as numbers (migration 0013).
+            let (Some(channel), Some(result)) = (
+                touch_columns::channel_from_code(channel),
+                touch_columns::result_from_code(result),
+            ) else {
+                return Err(StoreError::Decode(format!(
+                    "a touch's channel {channel} or result {result} is not a known number"
+                )));
+            };
             let entry = users.entry(user.clone()).or_insert_with(|| UserDay {
                 user_id: user,
                 ..UserDay::default()
             });
             entry.touches += n;
-            *entry.by_channel.entry(channel.clone()).or_default() += n;
-            *entry.by_result.entry(result.clone()).or_default() += n;
-            if result == TouchResult::Signed.as_str() || channel == Channel::ContractSigned.as_str()
-            {
+            *entry
+                .by_channel
+                .entry(channel.as_str().to_owned())
+                .or_default() += n;
+            *entry
+                .by_result
+                .entry(result.as_str().to_owned())
+                .or_default() += n;
+            if result == TouchResult::Signed || channel == Channel::ContractSigned {
                 entry.signed += n;
             }
             total += n;

@@ -17,6 +17,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::multi_row::{MultiRow, ROWS_PER_STATEMENT, execute_rows};
 use crate::outbox::OF_RECORD;
 use crate::outbox_columns;
+use crate::touch_columns;
 
 /// Reads a text column into any type with `FromStr` (ids, vocabularies).
 pub(crate) fn parsed<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
@@ -430,9 +431,18 @@ pub(crate) fn id_bytes(id: &Uuid) -> &[u8] {
     &id.as_bytes()[..]
 }
 
+/// This file's own device (`meta.device_id`).
+pub(crate) fn own_device(conn: &Connection) -> StoreResult<DeviceId> {
+    Ok(conn
+        .prepare_cached("SELECT device_id FROM meta WHERE singleton = 1")?
+        .query_row([], |r| parsed(r, 0))?)
+}
+
 /// Append-only inserts: a second insert of the same id is ignored (a replayed pull page). A touch's ids
-/// are stored as their 16 bytes (migration 0007).
+/// are stored as their 16 bytes (migration 0007), its channel and result as numbers and its device as
+/// NULL when it is this file's own (migration 0013).
 pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<usize> {
+    let own = own_device(conn)?;
     Ok(conn
         .prepare_cached(
             "INSERT OR IGNORE INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
@@ -443,9 +453,9 @@ pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<u
             id_bytes(&t.property_id.0),
             id_bytes(&t.storm_id.0),
             id_bytes(&t.user_id.0),
-            id_bytes(&t.device_id.0),
-            t.channel.as_str(),
-            t.result.as_str(),
+            touch_columns::device_bytes(&t.device_id, &own),
+            touch_columns::channel_code(t.channel),
+            touch_columns::result_code(t.result),
             t.notes,
             t.occurred_at.millis()
         ])?)
@@ -454,6 +464,7 @@ pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<u
 /// [`insert_touch`] for a batch, with multi-row statements; returns the touches inserted (a touch whose
 /// id is already stored is skipped and not counted).
 pub(crate) fn insert_touches(conn: &Connection, touches: &[JourneyTouch]) -> StoreResult<usize> {
+    let own = own_device(conn)?;
     let shape = MultiRow {
         head: "INSERT OR IGNORE INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at) VALUES",
         row: "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -464,24 +475,49 @@ pub(crate) fn insert_touches(conn: &Connection, touches: &[JourneyTouch]) -> Sto
         stmt.raw_bind_parameter(i + 1, id_bytes(&t.property_id.0))?;
         stmt.raw_bind_parameter(i + 2, id_bytes(&t.storm_id.0))?;
         stmt.raw_bind_parameter(i + 3, id_bytes(&t.user_id.0))?;
-        stmt.raw_bind_parameter(i + 4, id_bytes(&t.device_id.0))?;
-        stmt.raw_bind_parameter(i + 5, t.channel.as_str())?;
-        stmt.raw_bind_parameter(i + 6, t.result.as_str())?;
+        stmt.raw_bind_parameter(i + 4, touch_columns::device_bytes(&t.device_id, &own))?;
+        stmt.raw_bind_parameter(i + 5, touch_columns::channel_code(t.channel))?;
+        stmt.raw_bind_parameter(i + 6, touch_columns::result_code(t.result))?;
         stmt.raw_bind_parameter(i + 7, &t.notes)?;
         stmt.raw_bind_parameter(i + 8, t.occurred_at.millis())?;
         Ok(i + 9)
     })
 }
 
+/// The columns a touch is read with, in [`touch_from_row`]'s order, from `journey_touches t`, as a
+/// literal for `concat!`: a NULL device is the file's own (migration 0013), whose 16 bytes an
+/// uncorrelated subquery (run once per statement) reads from `meta`.
+macro_rules! touch_select_columns {
+    () => {
+        "t.id, t.property_id, t.storm_id, t.user_id, \
+         coalesce(t.device_id, (SELECT unhex(replace(device_id, '-', '')) FROM meta WHERE singleton = 1)), \
+         t.channel, t.result, t.notes, t.occurred_at"
+    };
+}
+pub(crate) use touch_select_columns;
+
+/// A touch read with [`touch_select_columns!`].
 pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
+    let code = |index: usize| -> rusqlite::Result<i64> { r.get(index) };
+    let unknown = |index: usize, what: &str, code: i64| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            Type::Integer,
+            format!("no touch {what} has the number {code}").into(),
+        )
+    };
+    let channel = code(5)?;
+    let result = code(6)?;
     Ok(JourneyTouch {
         id: TouchId(uuid_blob(r, 0)?),
         property_id: PropertyId(uuid_blob(r, 1)?),
         storm_id: StormId(uuid_blob(r, 2)?),
         user_id: UserId(uuid_blob(r, 3)?),
         device_id: DeviceId(uuid_blob(r, 4)?),
-        channel: parsed(r, 5)?,
-        result: parsed(r, 6)?,
+        channel: touch_columns::channel_from_code(channel)
+            .ok_or_else(|| unknown(5, "channel", channel))?,
+        result: touch_columns::result_from_code(result)
+            .ok_or_else(|| unknown(6, "result", result))?,
         notes: r.get(7)?,
         occurred_at: ts(r, 8)?,
     })
@@ -682,7 +718,11 @@ pub(crate) fn score_from_row(r: &Row<'_>) -> rusqlite::Result<UpliftScore> {
     })
 }
 
-const TOUCH_BY_ID: &str = "SELECT id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at FROM journey_touches WHERE id = ?1";
+pub(crate) const TOUCH_BY_ID: &str = concat!(
+    "SELECT ",
+    touch_select_columns!(),
+    " FROM journey_touches t WHERE t.id = ?1"
+);
 const OUTCOME_BY_ID: &str = "SELECT id, property_id, storm_id, converted, contract_value_cents, occurred_at FROM outcomes WHERE id = ?1";
 const DECISION_BY_ID: &str = "SELECT id, property_id, storm_id, decision, mode, uplift_score, model_version, reason, is_override, decided_by, decided_at FROM policy_decisions WHERE id = ?1";
 

@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_compact_outbox_rows",
         include_str!("../../../migrations/local/0012_compact_outbox_rows.sql"),
     ),
+    (
+        "0013_compact_touch_rows",
+        include_str!("../../../migrations/local/0013_compact_touch_rows.sql"),
+    ),
 ];
 
 /// The two rank indexes of `properties` (migration 0001), which a first sync builds once at its end instead
@@ -550,5 +554,134 @@ mod tests {
             .is_err(),
             "only an append-only insert goes without a payload"
         );
+    }
+
+    /// 0013 stores a touch's channel and result as numbers and its device as NULL when it is the file's
+    /// own: touches logged before it keep their rowids and read back as they were written, through the
+    /// statements that read touches; a word without a number stops the migration instead of losing a
+    /// touch.
+    #[test]
+    fn migration_0013_compacts_logged_touches() {
+        use domain::*;
+        let (mut conn, migration) = just_before("0013_compact_touch_rows");
+        let (own, other) = (DeviceId::generate(), DeviceId::generate());
+        conn.execute(
+            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
+             VALUES (1, 't', 'n', ?1, 'h', 0)",
+            [own.to_string()],
+        )
+        .expect("meta");
+        let property = PropertyId::generate();
+        let touches: Vec<JourneyTouch> = [
+            (own, Channel::DoorKnock, TouchResult::NoAnswer),
+            (other, Channel::ContractSigned, TouchResult::Declined),
+            (own, Channel::Inspection, TouchResult::Left),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (device, channel, result))| JourneyTouch {
+            id: TouchId::generate(),
+            property_id: property,
+            storm_id: StormId::generate(),
+            user_id: UserId::generate(),
+            device_id: device,
+            channel,
+            result,
+            notes: format!("touch {i}"),
+            occurred_at: Timestamp::from_millis(1_796_116_311_633 + i as i64 * 60_000),
+        })
+        .collect();
+        for (i, t) in touches.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO journey_touches (rowid, id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    10 + i as i64,
+                    &t.id.0.as_bytes()[..],
+                    &t.property_id.0.as_bytes()[..],
+                    &t.storm_id.0.as_bytes()[..],
+                    &t.user_id.0.as_bytes()[..],
+                    &t.device_id.0.as_bytes()[..],
+                    t.channel.as_str(),
+                    t.result.as_str(),
+                    t.notes,
+                    t.occurred_at.millis()
+                ],
+            )
+            .expect("a touch logged before 0013");
+        }
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(migration).expect("0013");
+        tx.commit().expect("commit");
+        type Stored = (i64, Option<Vec<u8>>, i64, i64);
+        let stored: Vec<Stored> = conn
+            .prepare("SELECT rowid, device_id, channel, result FROM journey_touches ORDER BY rowid")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(
+            stored,
+            vec![
+                (10, None, 1, 1),
+                (11, Some(other.0.as_bytes().to_vec()), 7, 9),
+                (12, None, 5, 2)
+            ]
+        );
+        for t in &touches {
+            let read = conn
+                .query_row(crate::rows::TOUCH_BY_ID, [&t.id.0.as_bytes()[..]], |r| {
+                    crate::rows::touch_from_row(r)
+                })
+                .expect("read back by id");
+            assert_eq!(&read, t);
+        }
+        let timeline: Vec<JourneyTouch> = conn
+            .prepare(crate::queries::TIMELINE_TOUCHES)
+            .expect("timeline")
+            .query_map([&property.0.as_bytes()[..]], crate::rows::touch_from_row)
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(timeline, touches);
+        let plan = plan(
+            &conn,
+            crate::queries::TIMELINE_TOUCHES,
+            [&property.0.as_bytes()[..]],
+        );
+        assert!(
+            plan.contains("SEARCH t USING INDEX journey_touches_by_hour"),
+            "{plan}"
+        );
+
+        // A word 0013 gives no number to.
+        let (mut conn, migration) = just_before("0013_compact_touch_rows");
+        conn.execute(
+            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
+             VALUES (1, 't', 'n', ?1, 'h', 0)",
+            [own.to_string()],
+        )
+        .expect("meta");
+        conn.execute(
+            "INSERT INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
+             VALUES (?1, ?1, ?1, ?1, ?1, 'carrier_pigeon', 'talked', '', 0)",
+            [&[3u8; 16][..]],
+        )
+        .expect("a touch with an unknown channel");
+        let tx = conn.transaction().expect("tx");
+        assert!(
+            tx.execute_batch(migration).is_err(),
+            "the unknown word stops 0013"
+        );
+        drop(tx);
+        let kept: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM journey_touches WHERE channel = 'carrier_pigeon'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(kept, 1, "the touch is still there as it was");
     }
 }

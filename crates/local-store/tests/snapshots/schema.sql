@@ -56,13 +56,14 @@ CREATE TABLE "journey_touches" (
     property_id BLOB NOT NULL,
     storm_id    BLOB NOT NULL,
     user_id     BLOB NOT NULL,
-    device_id   BLOB NOT NULL,
-    channel     TEXT NOT NULL,
-    result      TEXT NOT NULL,
+    -- NULL: this file's device (meta.device_id).
+    device_id   BLOB,
+    channel     INTEGER NOT NULL CHECK (channel > 0),
+    result      INTEGER NOT NULL CHECK (result > 0),
     notes       TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,
     CHECK (length(id) = 16 AND length(property_id) = 16 AND length(storm_id) = 16
-           AND length(user_id) = 16 AND length(device_id) = 16)
+           AND length(user_id) = 16 AND (device_id IS NULL OR length(device_id) = 16))
 ) STRICT;
 
 CREATE TABLE local_users (
