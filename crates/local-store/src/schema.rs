@@ -134,6 +134,39 @@ mod tests {
         (conn, MIGRATIONS[at].1)
     }
 
+    /// Applies `migration` in one transaction, as `migrate` does; `name` says which in a failure.
+    fn apply(conn: &mut Connection, migration: &str, name: &str) {
+        let tx = conn.transaction().expect("tx");
+        tx.execute_batch(migration).expect(name);
+        tx.commit().expect("commit");
+    }
+
+    /// The `meta` row of a file whose own device is `device` (its text form).
+    fn own_device(conn: &Connection, device: &str) {
+        conn.execute(
+            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
+             VALUES (1, 't', 'n', ?1, 'h', 0)",
+            [device],
+        )
+        .expect("meta");
+    }
+
+    /// Every row `sql` selects, as its first four columns.
+    fn four_columns<A, B, C, D>(conn: &Connection, sql: &str) -> Vec<(A, B, C, D)>
+    where
+        A: rusqlite::types::FromSql,
+        B: rusqlite::types::FromSql,
+        C: rusqlite::types::FromSql,
+        D: rusqlite::types::FromSql,
+    {
+        conn.prepare(sql)
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read")
+    }
+
     /// 0005 rebuilds the outbox: rows already queued (pending or refused, with their payloads) survive it,
     /// and only an append-only insert may go without a payload afterwards.
     #[test]
@@ -145,16 +178,11 @@ mod tests {
                     ('c2', 'h2', 'd', 'property', 'p1', 'update', '{\"status\":\"won\"}', 'refused', 'unknown_record', 6);",
         )
         .expect("queued rows");
-        let tx = conn.transaction().expect("tx");
-        tx.execute_batch(migration).expect("0005");
-        tx.commit().expect("commit");
-        let rows: Vec<(i64, String, Option<String>, String)> = conn
-            .prepare("SELECT seq, change_id, payload, state FROM outbox ORDER BY seq")
-            .expect("select")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("read");
+        apply(&mut conn, migration, "0005");
+        let rows: Vec<(i64, String, Option<String>, String)> = four_columns(
+            &conn,
+            "SELECT seq, change_id, payload, state FROM outbox ORDER BY seq",
+        );
         assert_eq!(
             rows,
             [
@@ -202,12 +230,7 @@ mod tests {
             uuid::Uuid::now_v7(),
             uuid::Uuid::now_v7(),
         );
-        conn.execute(
-            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
-             VALUES (1, 't', 'n', ?1, 'h', 0)",
-            [own.to_string()],
-        )
-        .expect("meta");
+        own_device(&conn, &own.to_string());
         conn.execute(
             "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, state, created_at)
              VALUES (?1, 'h1', ?2, 'journey_touch', ?3, 'insert', NULL, 'pending', 5),
@@ -215,9 +238,7 @@ mod tests {
             [change.to_string(), own.to_string(), entity.to_string(), other.to_string()],
         )
         .expect("queued rows");
-        let tx = conn.transaction().expect("tx");
-        tx.execute_batch(migration).expect("0006");
-        tx.commit().expect("commit");
+        apply(&mut conn, migration, "0006");
         type Row = (
             i64,
             Vec<u8>,
@@ -347,16 +368,12 @@ mod tests {
              VALUES ('p1', 's', 0.25, 0.6, 0.35, 'm1', 10, 7), ('p2', 's', 0.5, 0.7, 0.2, 'm1', 10, 7);",
         )
         .expect("stored scores");
-        let tx = conn.transaction().expect("tx");
-        tx.execute_batch(migration).expect("0010");
-        tx.commit().expect("commit");
+        apply(&mut conn, migration, "0010");
         let scores = |conn: &Connection| -> Vec<(String, f64, String, i64)> {
-            conn.prepare("SELECT property_id, uplift, model_version, data_watermark FROM uplift_scores ORDER BY property_id")
-                .expect("select")
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("read")
+            four_columns(
+                conn,
+                "SELECT property_id, uplift, model_version, data_watermark FROM uplift_scores ORDER BY property_id",
+            )
         };
         assert_eq!(
             scores(&conn),
@@ -420,9 +437,7 @@ mod tests {
             [&old_change[..], &old_touch[..]],
         )
         .expect("a change queued before 0011");
-        let tx = conn.transaction().expect("tx");
-        tx.execute_batch(migration).expect("0011");
-        tx.commit().expect("commit");
+        apply(&mut conn, migration, "0011");
         let new_touch = [3u8; 16];
         conn.execute(
             "INSERT INTO outbox (change_id, hlc, entity, entity_id, op, payload, created_at)
@@ -512,9 +527,7 @@ mod tests {
             )
             .expect("a change queued before 0012");
         }
-        let tx = conn.transaction().expect("tx");
-        tx.execute_batch(migration).expect("0012");
-        tx.commit().expect("commit");
+        apply(&mut conn, migration, "0012");
         type Stored = (i64, Vec<u8>, i64, i64, Option<String>, i64, Option<String>);
         let stored: Vec<Stored> = conn
             .prepare("SELECT seq, hlc, entity, op, payload, state, refused_code FROM outbox ORDER BY hlc")
@@ -565,12 +578,7 @@ mod tests {
         use domain::*;
         let (mut conn, migration) = just_before("0013_compact_touch_rows");
         let (own, other) = (DeviceId::generate(), DeviceId::generate());
-        conn.execute(
-            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
-             VALUES (1, 't', 'n', ?1, 'h', 0)",
-            [own.to_string()],
-        )
-        .expect("meta");
+        own_device(&conn, &own.to_string());
         let property = PropertyId::generate();
         let touches: Vec<JourneyTouch> = [
             (own, Channel::DoorKnock, TouchResult::NoAnswer),
@@ -610,17 +618,12 @@ mod tests {
             )
             .expect("a touch logged before 0013");
         }
-        let tx = conn.transaction().expect("tx");
-        tx.execute_batch(migration).expect("0013");
-        tx.commit().expect("commit");
+        apply(&mut conn, migration, "0013");
         type Stored = (i64, Option<Vec<u8>>, i64, i64);
-        let stored: Vec<Stored> = conn
-            .prepare("SELECT rowid, device_id, channel, result FROM journey_touches ORDER BY rowid")
-            .expect("select")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("read");
+        let stored: Vec<Stored> = four_columns(
+            &conn,
+            "SELECT rowid, device_id, channel, result FROM journey_touches ORDER BY rowid",
+        );
         assert_eq!(
             stored,
             vec![
@@ -657,12 +660,7 @@ mod tests {
 
         // A word 0013 gives no number to.
         let (mut conn, migration) = just_before("0013_compact_touch_rows");
-        conn.execute(
-            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
-             VALUES (1, 't', 'n', ?1, 'h', 0)",
-            [own.to_string()],
-        )
-        .expect("meta");
+        own_device(&conn, &own.to_string());
         conn.execute(
             "INSERT INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
              VALUES (?1, ?1, ?1, ?1, ?1, 'carrier_pigeon', 'talked', '', 0)",
