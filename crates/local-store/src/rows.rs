@@ -442,18 +442,20 @@ pub(crate) fn own_device(conn: &Connection) -> StoreResult<DeviceId> {
 /// are stored as their 16 bytes (migration 0007), its channel and result as numbers and its device as
 /// NULL when it is this file's own (migration 0013).
 pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<usize> {
-    let own = own_device(conn)?;
+    // The statement compares the device with the file's own itself: a pulled page stores its touches one
+    // by one, and this saves each a read of `meta` ([`insert_touches`] reads it once per batch).
     Ok(conn
         .prepare_cached(
             "INSERT OR IGNORE INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, nullif(?5, (SELECT unhex(replace(device_id, '-', '')) FROM meta WHERE singleton = 1)),
+                     ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             id_bytes(&t.id.0),
             id_bytes(&t.property_id.0),
             id_bytes(&t.storm_id.0),
             id_bytes(&t.user_id.0),
-            touch_columns::device_bytes(&t.device_id, &own),
+            id_bytes(&t.device_id.0),
             touch_columns::channel_code(t.channel),
             touch_columns::result_code(t.result),
             t.notes,
@@ -840,5 +842,63 @@ mod tests {
         assert_eq!(clocks_from_text(&per_field).expect("per field"), clocks);
         assert_eq!(clocks_from_text("{}").expect("empty"), FieldClocks::new());
         assert!(clocks_from_text(r#"{"not a clock":["status"]}"#).is_err());
+    }
+
+    /// A touch of the file's own device is stored without its device id, another device's with it, both
+    /// through the one-touch statement and the batch; every statement that reads touches gives the id
+    /// back.
+    #[test]
+    fn only_another_devices_touches_store_their_device() {
+        let mut conn = Connection::open_in_memory().expect("memory");
+        crate::schema::migrate(&mut conn, std::path::Path::new("memory")).expect("migrate");
+        let (own, other) = (DeviceId::generate(), DeviceId::generate());
+        conn.execute(
+            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
+             VALUES (1, 't', 'n', ?1, 'h', 0)",
+            [own.to_string()],
+        )
+        .expect("meta");
+        let property = PropertyId::generate();
+        let touch = |i: i64, device: DeviceId| JourneyTouch {
+            id: TouchId::generate(),
+            property_id: property,
+            storm_id: StormId::generate(),
+            user_id: UserId::generate(),
+            device_id: device,
+            channel: Channel::Call,
+            result: TouchResult::Scheduled,
+            notes: format!("touch {i}"),
+            occurred_at: Timestamp::from_millis(1_796_116_311_633 + i * 60_000),
+        };
+        let one = [touch(0, own), touch(1, other)];
+        let batch = [touch(2, other), touch(3, own)];
+        for t in &one {
+            assert_eq!(insert_touch(&conn, t).expect("one touch"), 1);
+        }
+        assert_eq!(insert_touches(&conn, &batch).expect("batch"), 2);
+        let stored: Vec<Option<Vec<u8>>> = conn
+            .prepare("SELECT device_id FROM journey_touches ORDER BY occurred_at")
+            .expect("select")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let other_bytes = Some(other.0.as_bytes().to_vec());
+        assert_eq!(stored, [None, other_bytes.clone(), other_bytes, None]);
+        let all: Vec<JourneyTouch> = one.into_iter().chain(batch).collect();
+        for t in &all {
+            let read = conn
+                .query_row(TOUCH_BY_ID, [id_bytes(&t.id.0)], touch_from_row)
+                .expect("by id");
+            assert_eq!(&read, t);
+        }
+        let timeline: Vec<JourneyTouch> = conn
+            .prepare(crate::queries::TIMELINE_TOUCHES)
+            .expect("timeline")
+            .query_map([id_bytes(&property.0)], touch_from_row)
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(timeline, all);
     }
 }

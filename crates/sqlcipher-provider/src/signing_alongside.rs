@@ -299,9 +299,8 @@ impl Claim {
     /// failed, or the helper did not finish within [`GIVE_UP_AFTER`] of the last copy).
     ///
     /// # Safety
-    /// `start` points at `len` bytes that stay readable until this returns, `len` is at most the `len`
-    /// the claim was made for; `write` writes exactly the stretch of `[0, written)` it is given, and
-    /// nothing else writes the page while this runs.
+    /// `start` points at `len` bytes that stay readable until this returns; `write` writes exactly the
+    /// stretch of `[0, written)` it is given, and nothing else writes the page while this runs.
     pub(crate) unsafe fn hash_behind(
         self,
         start: *const u8,
@@ -310,12 +309,23 @@ impl Claim {
         hash: Sha512State,
         mut write: impl FnMut(usize, usize) -> bool,
     ) -> (bool, Option<Sha512State>) {
+        if len > COPY_CAPACITY || written > len {
+            // Not a page this claim can take (`claim` checks the length): encrypt it alone, unhashed.
+            drop(self);
+            let mut done = 0;
+            while done < written {
+                let stretch = STRETCH.min(written - done);
+                if !write(done, stretch) {
+                    return (false, None);
+                }
+                done += stretch;
+            }
+            return (true, None);
+        }
         let helper = self.0;
         // From here the claim is released below (or by the helper, for a page given up), not when
         // `self` drops.
         std::mem::forget(self);
-        let len = len.min(COPY_CAPACITY);
-        let written = written.min(len);
         // SAFETY: the state is CLAIMED by this writer, so the helper does not touch `page`.
         unsafe {
             *helper.page.get() = Page {
@@ -328,7 +338,7 @@ impl Claim {
         let copy = helper.copy_start();
         let publish = |at: usize, n: usize, ready: usize| {
             // SAFETY: `[at, at + n)` lies within the caller's `len` readable bytes and within the copy
-            // (`len` is capped to it above); the helper reads only below `ready`, stored after the copy.
+            // (`len` fits it, checked above); the helper reads only below `ready`, stored after the copy.
             unsafe { std::ptr::copy_nonoverlapping(start.add(at), copy.add(at), n) };
             helper.ready.store(ready, Ordering::Release);
         };
