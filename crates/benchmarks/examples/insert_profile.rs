@@ -4,7 +4,8 @@
 //! run under `perf record` without the rest of the suite:
 //! `cargo run --release -p benchmarks --example insert_profile -- cipher|stock|plain [rows per transaction] [runs]`
 //! (`cipher`: SQLCipher with this project's keyed page crypto, `SERIAL=1` with its signing helper off;
-//! `stock`: with SQLCipher's stock provider).
+//! `stock`: with SQLCipher's stock provider). `BATCHES=1` also prints how the time spreads over the
+//! transactions.
 
 use std::time::{Duration, Instant};
 
@@ -61,10 +62,27 @@ fn main() {
             }
         }
         let (c0, t0) = (cpu(), Instant::now());
+        let mut batch_times = Vec::with_capacity(touches.len().div_ceil(chunk));
         for batch in touches.chunks(chunk) {
+            let started = Instant::now();
             store.add_touches(batch).expect("insert");
+            batch_times.push(started.elapsed());
         }
         let (wall, c) = (t0.elapsed(), cpu() - c0);
+        // `BATCHES=1`: how the wall time spreads over the transactions (a few slow ones, or all).
+        if std::env::var_os("BATCHES").is_some() && batch_times.len() > 1 {
+            batch_times.sort();
+            let at = |q: f64| batch_times[((batch_times.len() - 1) as f64 * q) as usize];
+            let slowest: Duration = batch_times.iter().rev().take(10).sum();
+            println!(
+                "  transactions: {} · median {:.0} µs · p90 {:.0} µs · max {:.0} µs · slowest 10 together {:.1} ms",
+                batch_times.len(),
+                at(0.5).as_secs_f64() * 1e6,
+                at(0.9).as_secs_f64() * 1e6,
+                at(1.0).as_secs_f64() * 1e6,
+                slowest.as_secs_f64() * 1e3
+            );
+        }
         let mut wal = store.path().as_os_str().to_owned();
         wal.push("-wal");
         let wal = std::fs::metadata(&wal).map_or(0, |m| m.len());
