@@ -438,6 +438,15 @@ pub(crate) fn own_device(conn: &Connection) -> StoreResult<DeviceId> {
         .query_row([], |r| parsed(r, 0))?)
 }
 
+/// The file's own device id as 16 bytes, as an uncorrelated subquery (SQLite runs it once per statement):
+/// what a touch's NULL `device_id` stands for (migration 0013). A literal, for `concat!`.
+macro_rules! own_device_bytes {
+    () => {
+        "(SELECT unhex(replace(device_id, '-', '')) FROM meta WHERE singleton = 1)"
+    };
+}
+pub(crate) use own_device_bytes;
+
 /// Append-only inserts: a second insert of the same id is ignored (a replayed pull page). A touch's ids
 /// are stored as their 16 bytes (migration 0007), its channel and result as numbers and its device as
 /// NULL when it is this file's own (migration 0013).
@@ -445,11 +454,12 @@ pub(crate) fn insert_touch(conn: &Connection, t: &JourneyTouch) -> StoreResult<u
     // The statement compares the device with the file's own itself: a pulled page stores its touches one
     // by one, and this saves each a read of `meta` ([`insert_touches`] reads it once per batch).
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "INSERT OR IGNORE INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
-             VALUES (?1, ?2, ?3, ?4, nullif(?5, (SELECT unhex(replace(device_id, '-', '')) FROM meta WHERE singleton = 1)),
-                     ?6, ?7, ?8, ?9)",
-        )?
+             VALUES (?1, ?2, ?3, ?4, nullif(?5, ",
+            own_device_bytes!(),
+            "), ?6, ?7, ?8, ?9)"
+        ))?
         .execute(params![
             id_bytes(&t.id.0),
             id_bytes(&t.property_id.0),
@@ -487,20 +497,20 @@ pub(crate) fn insert_touches(conn: &Connection, touches: &[JourneyTouch]) -> Sto
 }
 
 /// The columns a touch is read with, in [`touch_from_row`]'s order, from `journey_touches t`, as a
-/// literal for `concat!`: a NULL device is the file's own (migration 0013), whose 16 bytes an
-/// uncorrelated subquery (run once per statement) reads from `meta`.
+/// literal for `concat!`: a NULL device reads as the file's own.
 macro_rules! touch_select_columns {
     () => {
-        "t.id, t.property_id, t.storm_id, t.user_id, \
-         coalesce(t.device_id, (SELECT unhex(replace(device_id, '-', '')) FROM meta WHERE singleton = 1)), \
-         t.channel, t.result, t.notes, t.occurred_at"
+        concat!(
+            "t.id, t.property_id, t.storm_id, t.user_id, coalesce(t.device_id, ",
+            $crate::rows::own_device_bytes!(),
+            "), t.channel, t.result, t.notes, t.occurred_at"
+        )
     };
 }
 pub(crate) use touch_select_columns;
 
 /// A touch read with [`touch_select_columns!`].
 pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
-    let code = |index: usize| -> rusqlite::Result<i64> { r.get(index) };
     let unknown = |index: usize, what: &str, code: i64| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
@@ -508,8 +518,8 @@ pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
             format!("no touch {what} has the number {code}").into(),
         )
     };
-    let channel = code(5)?;
-    let result = code(6)?;
+    let channel: i64 = r.get(5)?;
+    let result: i64 = r.get(6)?;
     Ok(JourneyTouch {
         id: TouchId(uuid_blob(r, 0)?),
         property_id: PropertyId(uuid_blob(r, 1)?),
