@@ -856,12 +856,10 @@ mod tests {
         let started = std::time::Instant::now();
         // At least 2,000 pages, and on until one was hashed on the helper: on a busy machine the helper
         // may be off its core, and then pages go one step after the other.
-        for round in 0u32.. {
-            if round >= 2_000
-                && (cores < 2 || pages_signed_alongside() > before || started.elapsed() > PATIENCE)
-            {
-                break;
-            }
+        let waiting =
+            || cores >= 2 && pages_signed_alongside() == before && started.elapsed() < PATIENCE;
+        let mut round = 0u32;
+        while round < 2_000 || waiting() {
             let plain: Vec<u8> = (0..len).map(|i| (i as u32 * 31 + round) as u8).collect();
             let mut page = vec![0u8; 4096];
             let tag = write_page(&mut keyed, &aes, &mac, &plain, &mut page);
@@ -874,6 +872,7 @@ mod tests {
                 // The helper parks when idle; pages then go one step after the other until it is up.
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
+            round += 1;
         }
         if cores >= 2 {
             assert!(
