@@ -413,23 +413,14 @@ impl TenantStore {
             stmt.query_map(params![start, end, crew_text, first_hour, last_hour], |r| {
                 Ok((
                     rows::uuid_blob(r, 0)?.to_string(),
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
+                    touch_columns::channel_at(r, 1)?,
+                    touch_columns::result_at(r, 2)?,
                     r.get::<_, i64>(3)?,
                 ))
             })?;
         let mut total = 0;
         for group in groups {
             let (user, channel, result, n) = group?;
-            // Stored as numbers (migration 0013).
-            let (Some(channel), Some(result)) = (
-                touch_columns::channel_from_code(channel),
-                touch_columns::result_from_code(result),
-            ) else {
-                return Err(StoreError::Decode(format!(
-                    "a touch's channel {channel} or result {result} is not a known number"
-                )));
-            };
             let entry = users.entry(user.clone()).or_insert_with(|| UserDay {
                 user_id: user,
                 ..UserDay::default()

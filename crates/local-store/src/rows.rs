@@ -511,25 +511,14 @@ pub(crate) use touch_select_columns;
 
 /// A touch read with [`touch_select_columns!`].
 pub(crate) fn touch_from_row(r: &Row<'_>) -> rusqlite::Result<JourneyTouch> {
-    let unknown = |index: usize, what: &str, code: i64| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            Type::Integer,
-            format!("no touch {what} has the number {code}").into(),
-        )
-    };
-    let channel: i64 = r.get(5)?;
-    let result: i64 = r.get(6)?;
     Ok(JourneyTouch {
         id: TouchId(uuid_blob(r, 0)?),
         property_id: PropertyId(uuid_blob(r, 1)?),
         storm_id: StormId(uuid_blob(r, 2)?),
         user_id: UserId(uuid_blob(r, 3)?),
         device_id: DeviceId(uuid_blob(r, 4)?),
-        channel: touch_columns::channel_from_code(channel)
-            .ok_or_else(|| unknown(5, "channel", channel))?,
-        result: touch_columns::result_from_code(result)
-            .ok_or_else(|| unknown(6, "result", result))?,
+        channel: touch_columns::channel_at(r, 5)?,
+        result: touch_columns::result_at(r, 6)?,
         notes: r.get(7)?,
         occurred_at: ts(r, 8)?,
     })
@@ -830,6 +819,45 @@ pub(crate) fn delete_record(conn: &Connection, entity: Entity, id: &Uuid) -> Sto
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures {
+    //! Rows the tests of several modules start from: the `meta` row of a file and journey touches.
+
+    use domain::*;
+    use rusqlite::Connection;
+
+    /// Writes the `meta` row of a file whose own device is `device`.
+    pub(crate) fn meta_of_device(conn: &Connection, device: DeviceId) {
+        conn.execute(
+            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
+             VALUES (1, 't', 'n', ?1, 'h', 0)",
+            [device.to_string()],
+        )
+        .expect("meta");
+    }
+
+    /// The `i`th touch of `property`, a minute after the one before, with fresh ids of its own.
+    pub(crate) fn touch(
+        i: i64,
+        property: PropertyId,
+        device: DeviceId,
+        channel: Channel,
+        result: TouchResult,
+    ) -> JourneyTouch {
+        JourneyTouch {
+            id: TouchId::generate(),
+            property_id: property,
+            storm_id: StormId::generate(),
+            user_id: UserId::generate(),
+            device_id: device,
+            channel,
+            result,
+            notes: format!("touch {i}"),
+            occurred_at: Timestamp::from_millis(1_796_116_311_633 + i * 60_000),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -862,23 +890,10 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("memory");
         crate::schema::migrate(&mut conn, std::path::Path::new("memory")).expect("migrate");
         let (own, other) = (DeviceId::generate(), DeviceId::generate());
-        conn.execute(
-            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
-             VALUES (1, 't', 'n', ?1, 'h', 0)",
-            [own.to_string()],
-        )
-        .expect("meta");
+        fixtures::meta_of_device(&conn, own);
         let property = PropertyId::generate();
-        let touch = |i: i64, device: DeviceId| JourneyTouch {
-            id: TouchId::generate(),
-            property_id: property,
-            storm_id: StormId::generate(),
-            user_id: UserId::generate(),
-            device_id: device,
-            channel: Channel::Call,
-            result: TouchResult::Scheduled,
-            notes: format!("touch {i}"),
-            occurred_at: Timestamp::from_millis(1_796_116_311_633 + i * 60_000),
+        let touch = |i: i64, device: DeviceId| {
+            fixtures::touch(i, property, device, Channel::Call, TouchResult::Scheduled)
         };
         let one = [touch(0, own), touch(1, other)];
         let batch = [touch(2, other), touch(3, own)];

@@ -141,16 +141,6 @@ mod tests {
         tx.commit().expect("commit");
     }
 
-    /// The `meta` row of a file whose own device is `device` (its text form).
-    fn own_device(conn: &Connection, device: &str) {
-        conn.execute(
-            "INSERT INTO meta (singleton, tenant_id, tenant_name, device_id, last_hlc, created_at)
-             VALUES (1, 't', 'n', ?1, 'h', 0)",
-            [device],
-        )
-        .expect("meta");
-    }
-
     /// Every row `sql` selects, as its first four columns.
     fn four_columns<A, B, C, D>(conn: &Connection, sql: &str) -> Vec<(A, B, C, D)>
     where
@@ -230,7 +220,7 @@ mod tests {
             uuid::Uuid::now_v7(),
             uuid::Uuid::now_v7(),
         );
-        own_device(&conn, &own.to_string());
+        crate::rows::fixtures::meta_of_device(&conn, domain::DeviceId(own));
         conn.execute(
             "INSERT INTO outbox (change_id, hlc, device_id, entity, entity_id, op, payload, state, created_at)
              VALUES (?1, 'h1', ?2, 'journey_touch', ?3, 'insert', NULL, 'pending', 5),
@@ -578,7 +568,7 @@ mod tests {
         use domain::*;
         let (mut conn, migration) = just_before("0013_compact_touch_rows");
         let (own, other) = (DeviceId::generate(), DeviceId::generate());
-        own_device(&conn, &own.to_string());
+        crate::rows::fixtures::meta_of_device(&conn, own);
         let property = PropertyId::generate();
         let touches: Vec<JourneyTouch> = [
             (own, Channel::DoorKnock, TouchResult::NoAnswer),
@@ -586,17 +576,9 @@ mod tests {
             (own, Channel::Inspection, TouchResult::Left),
         ]
         .into_iter()
-        .enumerate()
-        .map(|(i, (device, channel, result))| JourneyTouch {
-            id: TouchId::generate(),
-            property_id: property,
-            storm_id: StormId::generate(),
-            user_id: UserId::generate(),
-            device_id: device,
-            channel,
-            result,
-            notes: format!("touch {i}"),
-            occurred_at: Timestamp::from_millis(1_796_116_311_633 + i as i64 * 60_000),
+        .zip(0..)
+        .map(|((device, channel, result), i)| {
+            crate::rows::fixtures::touch(i, property, device, channel, result)
         })
         .collect();
         for (i, t) in touches.iter().enumerate() {
@@ -660,7 +642,7 @@ mod tests {
 
         // A word 0013 gives no number to.
         let (mut conn, migration) = just_before("0013_compact_touch_rows");
-        own_device(&conn, &own.to_string());
+        crate::rows::fixtures::meta_of_device(&conn, own);
         conn.execute(
             "INSERT INTO journey_touches (id, property_id, storm_id, user_id, device_id, channel, result, notes, occurred_at)
              VALUES (?1, ?1, ?1, ?1, ?1, 'carrier_pigeon', 'talked', '', 0)",

@@ -3,6 +3,8 @@
 //! page written is encrypted.
 
 use domain::{Channel, DeviceId, TouchResult};
+use rusqlite::Row;
+use rusqlite::types::Type;
 
 /// The `channel` column's value (the numbers migration 0013 gave the words; never renumbered).
 pub(crate) const fn channel_code(channel: Channel) -> i64 {
@@ -46,6 +48,26 @@ pub(crate) fn result_from_code(code: i64) -> Option<TouchResult> {
         .iter()
         .copied()
         .find(|&result| result_code(result) == code)
+}
+
+/// The channel stored in column `index` of `row`; a number no channel has is a conversion error.
+pub(crate) fn channel_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Channel> {
+    let code = row.get(index)?;
+    channel_from_code(code).ok_or_else(|| unknown(index, "channel", code))
+}
+
+/// The result stored in column `index` of `row`; a number no result has is a conversion error.
+pub(crate) fn result_at(row: &Row<'_>, index: usize) -> rusqlite::Result<TouchResult> {
+    let code = row.get(index)?;
+    result_from_code(code).ok_or_else(|| unknown(index, "result", code))
+}
+
+fn unknown(index: usize, what: &str, code: i64) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        Type::Integer,
+        format!("no touch {what} has the number {code}").into(),
+    )
 }
 
 /// The `device_id` column's value: NULL for the file's own device, else the device's 16 bytes.

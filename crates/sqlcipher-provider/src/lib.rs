@@ -833,9 +833,6 @@ mod tests {
         tag
     }
 
-    /// Pages whose signature was hashed on the helper while they were encrypted carry the same
-    /// ciphertext and tag as pages done one step after the other; a signing call for other bytes or
-    /// under another key right after an encryption is not answered from that page's hash.
     /// The tests that count the helper's pages, one at a time (the helper and its counters are the
     /// process's).
     static HELPER_COUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -844,6 +841,9 @@ mod tests {
     /// before it fails: on an idle machine it happens within a few pages.
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
+    /// Pages whose signature was hashed on the helper while they were encrypted carry the same
+    /// ciphertext and tag as pages done one step after the other; a signing call for other bytes or
+    /// under another key right after an encryption is not answered from that page's hash.
     #[test]
     fn pages_hashed_alongside_their_encryption_sign_as_if_hashed_after_it() {
         let _counts = HELPER_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
