@@ -30,6 +30,7 @@ fn main() {
     for _ in 0..repeats {
         let alongside = local_store::pages_signed_alongside();
         let given_up = local_store::pages_given_up_alongside();
+        let behind = local_store::pages_signed_behind();
         let dir = tempfile::tempdir().expect("dir");
         let kind = match (cipher, stock) {
             (false, _) => Kind::Plain,
@@ -88,7 +89,7 @@ fn main() {
         let wal = std::fs::metadata(&wal).map_or(0, |m| m.len());
         let db = std::fs::metadata(store.path()).map_or(0, |m| m.len());
         println!(
-            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({}, {} pages signed alongside, {} given up)",
+            "{} chunk {chunk}: wall {:.0} ms, cpu {:.0} ms, wal {:.1} MiB, db {:.1} MiB ({}, {} pages signed alongside, {} given up, {} signed behind)",
             args.get(1).map_or("cipher", String::as_str),
             wall.as_secs_f64() * 1e3,
             c.as_secs_f64() * 1e3,
@@ -99,7 +100,8 @@ fn main() {
                 .expect("provider")
                 .unwrap_or_else(|| "plain".into()),
             local_store::pages_signed_alongside() - alongside,
-            local_store::pages_given_up_alongside() - given_up
+            local_store::pages_given_up_alongside() - given_up,
+            local_store::pages_signed_behind() - behind
         );
         if std::env::var_os("TIMELINE").is_some() {
             // A property's timeline, median of 200 properties' (each holds 50 of the touches).

@@ -31,7 +31,7 @@ mod writes;
 pub use account::ServerAccount;
 pub use connection::{
     CACHE_SIZE_KIB, PAGE_SIZE, pages_given_up_alongside, pages_signed_alongside,
-    sign_pages_alongside, use_stock_page_crypto,
+    pages_signed_behind, sign_pages_alongside, use_stock_page_crypto,
 };
 pub use data_dir::{CreatedTenant, DataDir, NewTenant, ServerLink, TenantEntry};
 pub use error::{StoreError, StoreResult};

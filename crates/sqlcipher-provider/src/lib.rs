@@ -13,6 +13,11 @@
 //! randomness refilled 4 KiB at a time. Everything else (key derivation, sizes, names of the cipher) is the
 //! stock provider's.
 //!
+//! Two more steps take the signature off the writer's path, with the same bytes written: a page is
+//! hashed on a second core while it is encrypted (`signing_alongside`), and a page bound for the
+//! write-ahead log of a connection opened through [`VFS_NAME`] is signed after SQLCipher hands it on,
+//! its frame held until the commit's end (`held_wal`).
+//!
 //! SQLCipher copies the registered provider into each codec when a connection is keyed, and resets the
 //! registration to its stock provider when its last keyed connection closes: [`register`] must be called
 //! while a keyed connection is open, and the caller keeps one open for as long as it wants this provider
@@ -28,9 +33,15 @@ use zeroize::{Zeroize, Zeroizing};
 // Make sure the SQLCipher amalgamation (and the OpenSSL it is built with) is linked into whatever uses this.
 use libsqlite3_sys as _;
 
+mod held_wal;
 mod signing_alongside;
 
-pub use signing_alongside::{pages_given_up, pages_signed_alongside, sign_alongside};
+pub use held_wal::{
+    VFS_NAME, VfsError, pages_signed_after_handing_on, register_vfs, signatures_unclaimed,
+};
+pub use signing_alongside::{
+    pages_given_up, pages_signed_alongside, pages_signed_behind, sign_alongside,
+};
 
 const SQLITE_OK: c_int = 0;
 const SQLITE_ERROR: c_int = 1;
@@ -225,7 +236,7 @@ struct Keyed {
     random: RandomPool,
     /// The signer of this connection's last written page: SQLCipher signs every page it writes with the
     /// same HMAC key, so the next page's inner hash can start (on the helper) before it is asked for.
-    page_signer: Option<HmacSha512>,
+    page_signer: Option<std::sync::Arc<HmacSha512>>,
     /// Where the last encrypted page's output is, so its signing call can be recognised.
     last_encrypted: Option<(usize, usize)>,
     /// The inner hash (from `page_signer`'s key) of the page at `last_encrypted`, computed alongside
@@ -278,6 +289,11 @@ impl Keyed {
         self.last_encrypted = page.map(|(_, signed)| (output as usize, signed));
         let inner = page.and_then(|_| Some(self.page_signer.as_ref()?.inner.clone()));
         let cipher = self.cipher(key, encrypt)?;
+        if page.is_some() && held_wal::may_sign_later(output as usize) {
+            // Signed after it is handed on (`held_wal`): the helper hashes it then, not alongside.
+            // SAFETY: the caller's buffers, passed on.
+            return Some(unsafe { cipher.run(iv, input, len, output) });
+        }
         let (Some((written, signed)), Some(inner)) = (page, inner) else {
             // SAFETY: the caller's buffers, passed on.
             return Some(unsafe { cipher.run(iv, input, len, output) });
@@ -319,6 +335,17 @@ impl Keyed {
             .page_signer
             .as_ref()
             .filter(|signer| signer.key.as_slice() == key);
+        if let (true, None, Some(signer)) = (signs_written_page, &hashed, known_signer)
+            && held_wal::may_sign_later(out.as_ptr() as usize)
+            && held_wal::leave_unsigned(
+                out.as_mut_ptr(),
+                first,
+                second,
+                std::sync::Arc::clone(signer),
+            )
+        {
+            return Some(true);
+        }
         if let (true, Some(hashed), Some(signer)) = (signs_written_page, hashed, known_signer) {
             return Some(signer.finish(hashed, second, out));
         }
@@ -327,7 +354,7 @@ impl Keyed {
         let ok = signer.sign(first, second, out);
         if learn {
             let signer = signer.clone();
-            self.page_signer = Some(signer);
+            self.page_signer = Some(std::sync::Arc::new(signer));
         }
         Some(ok)
     }

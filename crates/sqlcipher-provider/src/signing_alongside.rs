@@ -19,13 +19,20 @@
 //! gives the page up, signs it itself and returns, and the helper lets go of the copy whenever it runs
 //! again. Until then writers find it busy and do their pages alone, so a helper off its core costs one
 //! page's wait, not one per page.
+//!
+//! The same helper signs the pages of held log frames ([`crate::held_wal`]) from a queue, oldest first,
+//! while the frames' flush signs the newest itself; each queued signature is made by whichever takes it
+//! first, and a flush whose helper has not finished one within [`GIVE_UP_AFTER`] makes it itself.
+//! [`sign_alongside`] turns both off.
 
 use std::cell::UnsafeCell;
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::Sha512State;
+use crate::{HmacSha512, SHA512_LEN, Sha512State};
 
 /// Ciphertext the writer encrypts between two hand-overs: 32 AES blocks, 4 SHA-512 blocks. Smaller
 /// stretches start the hash sooner but cost a hand-over each.
@@ -55,10 +62,28 @@ const WAKING: u8 = 5;
 /// The writer gave the page up (it waited too long, or its encryption failed); the helper drops it
 /// (helper: spins again once it no longer reads the copy).
 const GIVEN_UP: u8 = 6;
+/// Signing pages of held WAL frames (`crate::held_wal`) from the queue (helper: spins again when it is
+/// empty). Writers find the helper busy and do their pages alone.
+const SERVING: u8 = 7;
+
+// A queued signature's states.
+/// In the queue; whoever takes it first (the helper or the frames' flush) signs it.
+const QUEUED: u8 = 0;
+/// Being signed by whoever took it.
+const TAKEN: u8 = 1;
+/// Signed by the helper: `signature` holds it.
+const SIGNED: u8 = 2;
+/// The helper's signing failed; the flush signs it itself.
+const FAILED: u8 = 3;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static PAGES_HASHED_ALONGSIDE: AtomicU64 = AtomicU64::new(0);
 static PAGES_GIVEN_UP: AtomicU64 = AtomicU64::new(0);
+static PAGES_SIGNED_BEHIND: AtomicU64 = AtomicU64::new(0);
+/// Signatures of held WAL frames waiting for the helper, oldest first.
+static QUEUE: Mutex<VecDeque<Arc<QueuedSignature>>> = Mutex::new(VecDeque::new());
+/// How many are in `QUEUE`: the spinning helper reads this instead of taking the lock.
+static QUEUE_LEN: AtomicUsize = AtomicUsize::new(0);
 static HELPER: OnceLock<Option<Helper>> = OnceLock::new();
 /// Tests: the helper sleeps this many microseconds before hashing a page of [`STALL_PAGES_OF_LEN`]
 /// bytes, as if it were off its core.
@@ -68,8 +93,9 @@ pub(crate) static STALL_MICROS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static STALL_PAGES_OF_LEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns hashing on the second core on or off for pages written from now on (it is on by default where
-/// the machine has two cores or more). Off, every page is encrypted and then signed on the writing
-/// thread; the bytes written are the same either way.
+/// the machine has two cores or more), alongside their encryption and after SQLCipher hands them on
+/// (`held_wal`). Off, every page is encrypted and then signed on the writing thread; the bytes written
+/// are the same either way.
 pub fn sign_alongside(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
@@ -77,6 +103,16 @@ pub fn sign_alongside(enabled: bool) {
 /// How many pages this process has signed with their hash computed on the helper thread.
 pub fn pages_signed_alongside() -> u64 {
     PAGES_HASHED_ALONGSIDE.load(Ordering::Relaxed)
+}
+
+/// How many pages of held WAL frames the helper has signed after SQLCipher handed them on.
+pub fn pages_signed_behind() -> u64 {
+    PAGES_SIGNED_BEHIND.load(Ordering::Relaxed)
+}
+
+/// Whether a written page may have its signature made after SQLCipher hands it on: the helper is on.
+pub(crate) fn signs_behind() -> bool {
+    ENABLED.load(Ordering::Relaxed)
 }
 
 /// How many pages a writer handed to the helper and then signed itself, because the helper did not
@@ -178,6 +214,22 @@ impl Helper {
                 }
                 WAKING => {
                     self.spin_again(WAKING);
+                    idle_since = Instant::now();
+                }
+                SPINNING
+                    if QUEUE_LEN.load(Ordering::Relaxed) > 0
+                        && self
+                            .state
+                            .compare_exchange(
+                                SPINNING,
+                                SERVING,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok() =>
+                {
+                    serve_queue();
+                    self.state.store(SPINNING, Ordering::Release);
                     idle_since = Instant::now();
                 }
                 state => {
@@ -393,5 +445,217 @@ impl Claim {
             PAGES_HASHED_ALONGSIDE.fetch_add(1, Ordering::Relaxed);
         }
         (ok, hash)
+    }
+}
+
+/// The part of a signed message after the page: SQLCipher's page number, a few bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Second {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Second {
+    /// None if `bytes` is longer than a page number could be.
+    pub(crate) fn new(bytes: &[u8]) -> Option<Self> {
+        let mut second = Self {
+            bytes: [0; 16],
+            len: bytes.len(),
+        };
+        second.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(second)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// One written page's signature, made after SQLCipher handed the page on (`crate::held_wal` holds its
+/// frame until then): HMAC-SHA512 of `page[signed]` then `second`, under `signer`.
+pub(crate) struct QueuedSignature {
+    state: AtomicU8,
+    /// The page as SQLCipher wrote it, the signature's place still unfilled; only ever read.
+    page: Box<[u8]>,
+    signed: Range<usize>,
+    second: Second,
+    signer: Arc<HmacSha512>,
+    /// The helper's result, written before it stores SIGNED and read only after.
+    signature: UnsafeCell<[u8; SHA512_LEN]>,
+}
+
+// SAFETY: `signature` is written only by the thread whose exchange made the state TAKEN, before its
+// Release store of SIGNED, and read only after an Acquire load of SIGNED; everything else is read-only
+// while the signature is shared (`refill` needs the only reference).
+unsafe impl Sync for QueuedSignature {}
+
+impl std::fmt::Debug for QueuedSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedSignature")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("len", &self.page.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueuedSignature {
+    /// `page` as written; `signed` is the part of it signed before `second`.
+    pub(crate) fn new(
+        page: Box<[u8]>,
+        signed: Range<usize>,
+        second: Second,
+        signer: Arc<HmacSha512>,
+    ) -> Option<Arc<Self>> {
+        (signed.start <= signed.end && signed.end <= page.len()).then(|| {
+            Arc::new(Self {
+                state: AtomicU8::new(QUEUED),
+                page,
+                signed,
+                second,
+                signer,
+                signature: UnsafeCell::new([0; SHA512_LEN]),
+            })
+        })
+    }
+
+    /// The page as written (without its signature).
+    pub(crate) fn page(&self) -> &[u8] {
+        &self.page
+    }
+
+    /// Makes `this` the signature of another page, if no one else holds it and its buffer fits `page`:
+    /// a connection's held frames reuse their queued signatures instead of allocating new ones.
+    pub(crate) fn refill(
+        this: &mut Arc<Self>,
+        page: &[u8],
+        signed: Range<usize>,
+        second: Second,
+        signer: &Arc<HmacSha512>,
+    ) -> bool {
+        match Arc::get_mut(this) {
+            Some(reused)
+                if reused.page.len() == page.len()
+                    && signed.start <= signed.end
+                    && signed.end <= page.len() =>
+            {
+                reused.page.copy_from_slice(page);
+                reused.signed = signed;
+                reused.second = second;
+                if !Arc::ptr_eq(&reused.signer, signer) {
+                    reused.signer = Arc::clone(signer);
+                }
+                *reused.state.get_mut() = QUEUED;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Signs the page here if no one has taken it yet (the flush signs the newest pages while the
+    /// helper signs the oldest).
+    pub(crate) fn sign_if_queued(&self) {
+        if self
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.sign_taken();
+        }
+    }
+
+    /// Signs a page this thread took (TAKEN), leaving SIGNED or FAILED.
+    fn sign_taken(&self) {
+        let mut out = [0; SHA512_LEN];
+        if self.sign(&mut out) {
+            // SAFETY: this thread took the page (TAKEN) and is the only writer of `signature`; no one
+            // reads it before the SIGNED stored below.
+            unsafe { *self.signature.get() = out };
+            self.state.store(SIGNED, Ordering::Release);
+        } else {
+            self.state.store(FAILED, Ordering::Release);
+        }
+    }
+
+    fn sign(&self, out: &mut [u8; SHA512_LEN]) -> bool {
+        self.signer
+            .sign(&self.page[self.signed.clone()], self.second.bytes(), out)
+    }
+
+    /// The signature: the helper's, or made here when the helper has not taken it yet, failed, or has
+    /// not finished within [`GIVE_UP_AFTER`] (it is off its core). None if signing failed here too.
+    pub(crate) fn signature(&self) -> Option<[u8; SHA512_LEN]> {
+        let mut waiting_since: Option<Instant> = None;
+        let mut spins: u32 = 0;
+        loop {
+            match self
+                .state
+                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) | Err(FAILED) => break,
+                Err(SIGNED) => {
+                    // SAFETY: SIGNED (Acquire) means its taker wrote `signature` and never touches it
+                    // again.
+                    return Some(unsafe { *self.signature.get() });
+                }
+                Err(_) => {
+                    if spins.is_multiple_of(64)
+                        && waiting_since.get_or_insert_with(Instant::now).elapsed() >= GIVE_UP_AFTER
+                    {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                    spins = spins.wrapping_add(1);
+                }
+            }
+        }
+        let mut out = [0; SHA512_LEN];
+        self.sign(&mut out).then_some(out)
+    }
+}
+
+/// Queues `signature` for the helper (waking it if parked). With no helper running the flush signs it.
+pub(crate) fn queue(signature: Arc<QueuedSignature>) {
+    let Some(helper) = helper() else {
+        return;
+    };
+    if let Ok(mut queue) = QUEUE.lock() {
+        queue.push_back(signature);
+        QUEUE_LEN.store(queue.len(), Ordering::Relaxed);
+    }
+    if helper.state.load(Ordering::Relaxed) == PARKED
+        && helper
+            .state
+            .compare_exchange(PARKED, WAKING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        helper.thread.unpark();
+    }
+}
+
+/// The helper signs queued pages until the queue is empty; pages their flush took first are skipped.
+fn serve_queue() {
+    loop {
+        let next = match QUEUE.lock() {
+            Ok(mut queue) => {
+                let next = queue.pop_front();
+                QUEUE_LEN.store(queue.len(), Ordering::Relaxed);
+                next
+            }
+            Err(_) => None,
+        };
+        let Some(job) = next else {
+            return;
+        };
+        if job
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        job.sign_taken();
+        if job.state.load(Ordering::Relaxed) == SIGNED {
+            PAGES_SIGNED_BEHIND.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
