@@ -512,3 +512,68 @@ conn.close()
     assert_eq!(found.len(), 1, "the property the stock SQLCipher rewrote");
     assert_eq!(found[0].property.id, p.id);
 }
+
+/// The tenant file and its write-ahead log as an open store leaves them between commits (nothing
+/// checkpointed; the log's frames written through `sqlcipher-provider`'s held-WAL layer, their pages
+/// signed after SQLCipher handed them on and their checksums carried from SQLite's): an independent
+/// SQLCipher 4 recovers the log from a copy, checking every frame's checksum and page's signature, and
+/// reads every committed property.
+#[test]
+fn a_stock_sqlcipher_recovers_the_log_of_an_open_store() {
+    let Ok(python) = std::env::var("STORMOPS_SQLCIPHER_PYTHON") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "STORMOPS_SQLCIPHER_PYTHON must point at a python with sqlcipher3-binary under CI"
+        );
+        eprintln!(
+            "note: STORMOPS_SQLCIPHER_PYTHON is not set; skipping the stock SQLCipher log check"
+        );
+        return;
+    };
+    let (mut f, p) = tenant_with_data();
+    let before = sqlcipher_provider::pages_signed_after_handing_on();
+    for n in 0..60 {
+        f.store
+            .add_property(&property(
+                p.storm_id,
+                n + 2,
+                &format!("{n} Hailstone Court"),
+            ))
+            .expect("property");
+    }
+    assert!(
+        sqlcipher_provider::pages_signed_after_handing_on() > before,
+        "the commits' log pages were signed after SQLCipher handed them on"
+    );
+    let path = f.data_dir.database_path(f.tenant_id);
+    let log = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
+    let copies = tempfile::tempdir().expect("dir");
+    let copy = copies.path().join("copy.db");
+    fs::copy(&path, &copy).expect("copy the file");
+    let log_len = fs::copy(log(&path), log(&copy)).expect("copy the log");
+    assert!(
+        log_len > 4096 * 60,
+        "the commits are in the log: {log_len} bytes"
+    );
+    let script = r#"
+import sys, sqlcipher3
+conn = sqlcipher3.connect(sys.argv[1])
+conn.execute("PRAGMA key = \"x'" + sys.argv[2] + "'\"")
+print(conn.execute("SELECT count(*) FROM properties").fetchone()[0])
+print(conn.execute("SELECT count(*) FROM properties WHERE address LIKE '% Hailstone Court'").fetchone()[0])
+print(conn.execute("PRAGMA integrity_check").fetchone()[0])
+"#;
+    let output = Command::new(python)
+        .args(["-c", script, &copy.display().to_string(), &f.recovery_key])
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, ["61", "60", "ok"], "{stdout}");
+    drop(f.store);
+}

@@ -132,6 +132,16 @@ thread_local! {
         const { std::cell::Cell::new((u64::MAX, 0, 0)) };
 }
 
+thread_local! {
+    /// Where this thread's provider last encrypted a page to be written.
+    static ENCRYPTED_INTO: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Notes that a page to be written was just encrypted to `output` on this thread.
+pub(crate) fn encrypted_into(output: usize) {
+    ENCRYPTED_INTO.with(|last| last.set(output));
+}
+
 /// Whether a page encrypted to `output` may be signed after it is handed on (see the module doc).
 pub(crate) fn may_sign_later(output: usize) -> bool {
     if !signing_alongside::signs_behind() {
@@ -628,7 +638,12 @@ impl HeldFrames {
                 }
             }
             let (start, len) = (bytes.as_ptr() as usize, bytes.len());
-            remember_source(start, len, log);
+            // Only a codec's buffer is a frame source (a plain database's frames come from its page
+            // cache, a buffer per page, and have no signature to leave unfilled).
+            let encrypted = ENCRYPTED_INTO.with(std::cell::Cell::get);
+            if encrypted >= start && encrypted < start + len {
+                remember_source(start, len, log);
+            }
             let page = match unsigned_within(start, len) {
                 Some((unsigned, out, signed)) => {
                     let signed = signed..signed + unsigned.signed_len;

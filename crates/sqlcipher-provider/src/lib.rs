@@ -289,6 +289,9 @@ impl Keyed {
         self.last_encrypted = page.map(|(_, signed)| (output as usize, signed));
         let inner = page.and_then(|_| Some(self.page_signer.as_ref()?.inner.clone()));
         let cipher = self.cipher(key, encrypt)?;
+        if page.is_some() {
+            held_wal::encrypted_into(output as usize);
+        }
         if page.is_some() && held_wal::may_sign_later(output as usize) {
             // Signed after it is handed on (`held_wal`): the helper hashes it then, not alongside.
             // SAFETY: the caller's buffers, passed on.
