@@ -1019,4 +1019,59 @@ mod tests {
         assert!(pool.fill(&mut big));
         assert!(big.iter().any(|&b| b != 0));
     }
+
+    /// A page's signature queued for the helper is the one signed in place, whoever makes it (the
+    /// helper, or the flush when the helper has not taken it), also for a signature refilled for
+    /// another page.
+    #[test]
+    fn queued_signatures_equal_signatures_made_in_place() {
+        use signing_alongside::{QueuedSignature, Second};
+        let signer = std::sync::Arc::new(HmacSha512::new(&[0x2b; 32]).expect("key"));
+        let page = |n: u8| -> Vec<u8> { (0..4096).map(|i| (i as u8).wrapping_mul(n)).collect() };
+        let in_place = |page: &[u8], number: &[u8]| {
+            let mut out = [0; SHA512_LEN];
+            assert!(signer.sign(&page[..4016], number, &mut out));
+            out
+        };
+        let mut queued = Vec::new();
+        for n in 1..=64u8 {
+            let bytes = page(n);
+            let number = [n, 0, 0, 0];
+            let signature = QueuedSignature::new(
+                bytes.clone().into(),
+                0..4016,
+                Second::new(&number).expect("page number"),
+                std::sync::Arc::clone(&signer),
+            )
+            .expect("fits");
+            // Half go to the helper; the others only the flush can sign.
+            if n % 2 == 0 {
+                signing_alongside::queue(std::sync::Arc::clone(&signature));
+            }
+            queued.push((signature, in_place(&bytes, &number)));
+        }
+        for (signature, expected) in &queued {
+            assert_eq!(signature.signature(), Some(*expected));
+        }
+        let (mut reused, _) = queued.swap_remove(0);
+        let bytes = page(99);
+        // Refilled only once the queue has let go of it, as a connection's held frames reuse them.
+        let started = std::time::Instant::now();
+        while !QueuedSignature::refill(
+            &mut reused,
+            &bytes,
+            0..4016,
+            Second::new(&[99, 0, 0, 0]).expect("page number"),
+            &signer,
+        ) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "still shared"
+            );
+            std::thread::yield_now();
+        }
+        signing_alongside::queue(std::sync::Arc::clone(&reused));
+        assert_eq!(reused.signature(), Some(in_place(&bytes, &[99, 0, 0, 0])));
+        assert!(Second::new(&[0; 17]).is_none(), "longer than a page number");
+    }
 }
