@@ -364,25 +364,6 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amount: c_int,
-    offset: ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: forwarded with SQLite's arguments after the held frames are written.
-    unsafe {
-        let written = write_held(file);
-        if written != ffi::SQLITE_OK {
-            return written;
-        }
-        match below_methods(file).xRead {
-            Some(read) => read(below(file), buf, amount, offset),
-            None => ffi::SQLITE_IOERR_READ,
-        }
-    }
-}
-
 unsafe extern "C" fn write(
     file: *mut ffi::sqlite3_file,
     buf: *const c_void,
@@ -402,69 +383,6 @@ unsafe extern "C" fn write(
     }
 }
 
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    // SAFETY: forwarded after the held frames are written.
-    unsafe {
-        let written = write_held(file);
-        if written != ffi::SQLITE_OK {
-            return written;
-        }
-        match below_methods(file).xTruncate {
-            Some(truncate) => truncate(below(file), size),
-            None => ffi::SQLITE_IOERR_TRUNCATE,
-        }
-    }
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: forwarded after the held frames are written.
-    unsafe {
-        let written = write_held(file);
-        if written != ffi::SQLITE_OK {
-            return written;
-        }
-        match below_methods(file).xSync {
-            Some(sync) => sync(below(file), flags),
-            None => ffi::SQLITE_IOERR_FSYNC,
-        }
-    }
-}
-
-unsafe extern "C" fn file_size(
-    file: *mut ffi::sqlite3_file,
-    size: *mut ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: forwarded after the held frames are written.
-    unsafe {
-        let written = write_held(file);
-        if written != ffi::SQLITE_OK {
-            return written;
-        }
-        match below_methods(file).xFileSize {
-            Some(file_size) => file_size(below(file), size),
-            None => ffi::SQLITE_IOERR_FSTAT,
-        }
-    }
-}
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    // SAFETY: forwarded after the held frames are written (a control may look at the file).
-    unsafe {
-        let written = write_held(file);
-        if written != ffi::SQLITE_OK {
-            return written;
-        }
-        match below_methods(file).xFileControl {
-            Some(control) => control(below(file), op, arg),
-            None => ffi::SQLITE_NOTFOUND,
-        }
-    }
-}
-
 /// Forwards a call that neither reads nor writes the file's bytes.
 macro_rules! forward {
     ($name:ident, $method:ident, $missing:expr, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -479,6 +397,33 @@ macro_rules! forward {
         }
     };
 }
+
+/// Forwards a call that could see the file's bytes or size, after writing the held frames.
+macro_rules! forward_after_held {
+    ($name:ident, $method:ident, $missing:expr, ($($arg:ident: $ty:ty),*)) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            // SAFETY: the file is open; forwarded with SQLite's arguments to the default VFS's file
+            // inside ours once the held frames are in it.
+            unsafe {
+                let written = write_held(file);
+                if written != ffi::SQLITE_OK {
+                    return written;
+                }
+                match below_methods(file).$method {
+                    Some(method) => method(below(file) $(, $arg)*),
+                    None => $missing,
+                }
+            }
+        }
+    };
+}
+
+forward_after_held!(read, xRead, ffi::SQLITE_IOERR_READ, (buf: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64));
+forward_after_held!(truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: ffi::sqlite3_int64));
+forward_after_held!(sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int));
+forward_after_held!(file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut ffi::sqlite3_int64));
+// A control may look at the file.
+forward_after_held!(file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void));
 
 forward!(lock, xLock, ffi::SQLITE_IOERR_LOCK, (level: c_int) -> c_int);
 forward!(unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, (level: c_int) -> c_int);

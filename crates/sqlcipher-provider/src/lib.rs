@@ -291,11 +291,11 @@ impl Keyed {
         let cipher = self.cipher(key, encrypt)?;
         if page.is_some() {
             held_wal::encrypted_into(output as usize);
-        }
-        if page.is_some() && held_wal::may_sign_later(output as usize) {
-            // Signed after it is handed on (`held_wal`): the helper hashes it then, not alongside.
-            // SAFETY: the caller's buffers, passed on.
-            return Some(unsafe { cipher.run(iv, input, len, output) });
+            if held_wal::may_sign_later(output as usize) {
+                // Signed after it is handed on (`held_wal`): the helper hashes it then, not alongside.
+                // SAFETY: the caller's buffers, passed on.
+                return Some(unsafe { cipher.run(iv, input, len, output) });
+            }
         }
         let (Some((written, signed)), Some(inner)) = (page, inner) else {
             // SAFETY: the caller's buffers, passed on.
