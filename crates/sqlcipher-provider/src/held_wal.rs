@@ -542,6 +542,8 @@ struct HeldFrames {
     spare_signatures: Vec<Arc<QueuedSignature>>,
     /// The frames being written out, back to back; kept for the next commit's.
     out: Vec<u8>,
+    /// The frame sources this log has registered (`FRAME_SOURCES`), so a page's write checks here.
+    sources: Vec<(usize, usize)>,
 }
 
 impl HeldFrames {
@@ -586,7 +588,12 @@ impl HeldFrames {
             // Only a codec's buffer is a frame source (a plain database's frames come from its page
             // cache, a buffer per page, and have no signature to leave unfilled).
             let encrypted = ENCRYPTED_INTO.with(std::cell::Cell::get);
-            if encrypted >= start && encrypted < start + len {
+            if encrypted >= start
+                && encrypted < start + len
+                && !self.sources.contains(&(start, len))
+            {
+                // Once per codec buffer: the process-wide list is only read where a page is encrypted.
+                self.sources.push((start, len));
                 remember_source(start, len, log);
             }
             let page = match unsigned_within(start, len) {
@@ -670,8 +677,9 @@ impl HeldFrames {
             return ffi::SQLITE_OK;
         };
         let (start, first_len) = (first.offset, first.page_len());
-        // The checksums chain on from the frame before (or the log's header) as the file has them;
-        // the header's magic says in which byte order the words are summed.
+        // The checksums chain on from the frame before (or the log's header) as the file has them,
+        // read again at each write-out because another connection may have appended to or restarted
+        // the log since; the header's magic says in which byte order the words are summed.
         let mut wal_header = [0u8; WAL_HEADER];
         // SAFETY: the log's open inner file.
         let code = unsafe { read_below(below, &mut wal_header, 0) };
@@ -690,10 +698,7 @@ impl HeldFrames {
                 return code;
             }
         }
-        let mut sums = (
-            u32::from_be_bytes([chain[0], chain[1], chain[2], chain[3]]),
-            u32::from_be_bytes([chain[4], chain[5], chain[6], chain[7]]),
-        );
+        let mut sums = (be_word(&chain[0..4]), be_word(&chain[4..8]));
         // The newest pages not yet taken by the helper are signed here while it signs the oldest.
         for frame in self.held.iter().rev() {
             if let HeldPage::Unsigned { signature, .. } = &frame.page {
@@ -810,10 +815,20 @@ unsafe fn read_below(file: *mut ffi::sqlite3_file, buf: &mut [u8], offset: i64) 
     }
 }
 
-fn be_word(bytes: &[u8]) -> u32 {
+/// A 4-byte word of the log in the given byte order.
+fn log_word(bytes: &[u8], big_endian: bool) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(bytes);
-    u32::from_be_bytes(word)
+    if big_endian {
+        u32::from_be_bytes(word)
+    } else {
+        u32::from_le_bytes(word)
+    }
+}
+
+/// A checksum word as a frame header stores it (always big-endian).
+fn be_word(bytes: &[u8]) -> u32 {
+    log_word(bytes, true)
 }
 
 /// A 2×2 matrix over the integers modulo 2^32: how a frame's checksum words carry a change.
@@ -891,15 +906,7 @@ impl FrameShift {
             if place % 8 != 0 || place + SHA512_LEN > page_len {
                 return None;
             }
-            let word = |bytes: &[u8]| {
-                let mut word = [0u8; 4];
-                word.copy_from_slice(bytes);
-                if big_endian {
-                    u32::from_be_bytes(word)
-                } else {
-                    u32::from_le_bytes(word)
-                }
-            };
+            let word = |bytes: &[u8]| log_word(bytes, big_endian);
             // The pair at byte `place + 8 i` of the page is the frame's pair 1 + place / 8 + i.
             let last = 1 + (place + SHA512_LEN) / 8 - 1;
             let mut after_it = step_power(pairs - 1 - last);

@@ -552,27 +552,26 @@ impl QueuedSignature {
     }
 
     /// Signs the page here if no one has taken it yet (the flush signs the newest pages while the
-    /// helper signs the oldest).
-    pub(crate) fn sign_if_queued(&self) {
-        if self
-            .state
+    /// helper signs the oldest); true if this call signed it.
+    pub(crate) fn sign_if_queued(&self) -> bool {
+        self.state
             .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
-        {
-            self.sign_taken();
-        }
+            && self.sign_taken()
     }
 
-    /// Signs a page this thread took (TAKEN), leaving SIGNED or FAILED.
-    fn sign_taken(&self) {
+    /// Signs a page this thread took (TAKEN), leaving SIGNED (true) or FAILED.
+    fn sign_taken(&self) -> bool {
         let mut out = [0; SHA512_LEN];
         if self.sign(&mut out) {
             // SAFETY: this thread took the page (TAKEN) and is the only writer of `signature`; no one
             // reads it before the SIGNED stored below.
             unsafe { *self.signature.get() = out };
             self.state.store(SIGNED, Ordering::Release);
+            true
         } else {
             self.state.store(FAILED, Ordering::Release);
+            false
         }
     }
 
@@ -646,15 +645,8 @@ fn serve_queue() {
         let Some(job) = next else {
             return;
         };
-        if job
-            .state
-            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            continue;
-        }
-        job.sign_taken();
-        if job.state.load(Ordering::Relaxed) == SIGNED {
+        // A page its flush took first is skipped.
+        if job.sign_if_queued() {
             PAGES_SIGNED_BEHIND.fetch_add(1, Ordering::Relaxed);
         }
     }
